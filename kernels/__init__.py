@@ -1,0 +1,1 @@
+"""Pure numba kernels on numpy arrays: no xarray, dask or I/O here."""
