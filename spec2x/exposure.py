@@ -53,10 +53,10 @@ class FitsArray:
 
     def __getitem__(self, key):
         raw = np.memmap(self.path, dtype=self.file_dtype, mode="r", offset=self.offset, shape=self.shape)
-        block = np.asarray(raw[key])
+        block = np.asarray(raw[key]).astype(np.dtype(self.file_dtype).newbyteorder("="))
         if self.dtype == np.uint32:
-            return (block.view(np.uint32) ^ np.uint32(2**31)).astype(np.uint32)
-        return block.astype(self.dtype)
+            return block.view(np.uint32) ^ np.uint32(2**31)
+        return block
 
 
 def _image_hdu_array(path: str, hdul: fits.HDUList, name: str) -> FitsArray:
@@ -161,7 +161,8 @@ def open_exposure(source, chunk_ints: int | None = None) -> xr.Dataset:
         data_vars[var] = (("integration", "y", "x"), da.concatenate(parts).rechunk({0: chunk}))
     coords = {"integration": np.arange(nints)}
     coords.update(_time_coords(segments, primary, nints))
-    attrs = {"primary": primary, "sci": sci_hdr, "filename": Path(paths[0]).name,
+    tables = [s[4] for s in segments if s[4] is not None]
+    attrs = {"int_times": np.concatenate(tables) if tables else None, "primary": primary, "sci": sci_hdr, "filename": Path(paths[0]).name,
              "paths": [s[0] for s in segments], "ndim_in": len(segments[0][3]["SCI"].shape)}
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
@@ -218,13 +219,3 @@ def _time_coords(segments, primary, nints):
             if col in table.dtype.names:
                 coords[name] = ("integration", np.asarray(table[col][idx], dtype=np.float64))
     return coords
-
-
-def int_times_table(segments_paths) -> np.ndarray | None:
-    """The INT_TIMES rows of all segments, concatenated, as in the files (for products)."""
-    tables = []
-    for p in segments_paths:
-        with fits.open(p) as hdul:
-            if "INT_TIMES" in [h.name for h in hdul]:
-                tables.append(np.array(hdul["INT_TIMES"].data))
-    return np.concatenate(tables) if tables else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import xarray as xr
 
 
@@ -28,3 +30,22 @@ def with_keywords(ds: xr.Dataset, primary: dict | None = None, sci: dict | None 
     out = ds.copy(deep=False)
     out.attrs = new
     return out
+
+
+@lru_cache(maxsize=1)
+def _core_meta_schema() -> dict:
+    from stdatamodels.jwst import datamodels
+
+    return datamodels.JwstDataModel().schema["properties"]["meta"]["properties"]
+
+
+def cal_step_keyword(step: str) -> str | None:
+    """The FITS keyword (S_xxxxx) jwst records a step's status in."""
+    node = _core_meta_schema()["cal_step"]["properties"].get(step)
+    return node.get("fits_keyword") if node else None
+
+
+def ref_file_keyword(reftype: str) -> str | None:
+    """The FITS keyword (R_xxxxx) jwst records a reference file's name in."""
+    node = _core_meta_schema()["ref_file"]["properties"].get(reftype)
+    return node["properties"]["name"].get("fits_keyword") if node else None

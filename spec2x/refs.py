@@ -20,9 +20,10 @@ from spec2x.errors import RefError
 
 NOT_APPLICABLE = "N/A"
 _WILDCARDS = {"", "ANY", "N/A", "GENERIC", "NONE"}
-# (exposure keyword, reference keyword holding the pipe-separated list, plain reference keyword)
+# (exposure keyword, reference keyword holding the pipe-separated list, plain reference keyword).
+# A reference's plain EXP_TYPE is not a selector: CRDS serves e.g. MIR_IMAGE area files to LRS.
 _SELECTORS = (("INSTRUME", None, "INSTRUME"), ("DETECTOR", "P_DETECT", "DETECTOR"),
-              ("EXP_TYPE", "P_EXPTYP", "EXP_TYPE"), ("FILTER", "P_FILTER", "FILTER"),
+              ("EXP_TYPE", "P_EXP_TY", None), ("FILTER", "P_FILTER", "FILTER"),
               ("GRATING", "P_GRATIN", "GRATING"), ("PUPIL", "P_PUPIL", "PUPIL"),
               ("SUBARRAY", "P_SUBARR", "SUBARRAY"))
 _FULL_FRAME = {"FULL", "GENERIC"}
@@ -50,7 +51,7 @@ def _flatten_asdf_meta(meta: dict) -> dict:
     sub = meta.get("subarray", {}) or {}
     out = {"REFTYPE": meta.get("reftype"), "INSTRUME": inst.get("name"), "DETECTOR": inst.get("detector"),
            "FILTER": inst.get("filter"), "GRATING": inst.get("grating"), "PUPIL": inst.get("pupil"),
-           "EXP_TYPE": exp.get("type"), "P_EXPTYP": exp.get("p_exptype"), "SUBARRAY": sub.get("name"),
+           "EXP_TYPE": exp.get("type"), "P_EXP_TY": exp.get("p_exptype"), "SUBARRAY": sub.get("name"),
            "USEAFTER": meta.get("useafter")}
     return {k: v for k, v in out.items() if v is not None}
 
@@ -67,7 +68,7 @@ def mismatch(ref_header: dict, exposure: dict) -> str | None:
             if options and not (options & _WILDCARDS) and value not in options:
                 return f"{plist}={allowed!s} does not include {key}={value}"
             continue
-        ref_value = str(ref_header.get(plain, "")).strip().upper()
+        ref_value = str(ref_header.get(plain, "")).strip().upper() if plain else ""
         if not ref_value or ref_value in _WILDCARDS:
             continue
         if key == "SUBARRAY" and ref_value in _FULL_FRAME:

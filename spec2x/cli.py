@@ -1,0 +1,120 @@
+"""``spec2x run | plan | demo``: a thin shell over the Python API.
+
+User mistakes (bad input, missing reference, unsupported mode, unwritable output) exit with status 2
+and one line naming the file and the problem; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from spec2x.errors import Spec2xError
+
+EXIT_USER_ERROR = 2
+
+
+def _parse_refs(values) -> dict:
+    refs = {}
+    for item in values or ():
+        if "=" not in item:
+            raise Spec2xError(f"--ref {item}: expected REFTYPE=PATH (or REFTYPE=N/A)")
+        reftype, path = item.split("=", 1)
+        refs[reftype.strip().lower()] = path.strip()
+    return refs
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spec2x", description="JWST stage-2 spectroscopy, out of core.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="calibrate exposures and write their products")
+    run.add_argument("inputs", nargs="+", help="_rate/_rateints files, the -segNNN files of one exposure, or an ASN")
+    run.add_argument("-o", "--output-dir", required=True, type=Path)
+    run.add_argument("--ref", action="append", metavar="REFTYPE=PATH", help="reference file (repeatable; N/A skips)")
+    run.add_argument("--refs-dir", action="append", default=[], type=Path, help="folder of reference files")
+    run.add_argument("--skip", action="append", default=[], metavar="STEP", help="leave a step out (repeatable)")
+    run.add_argument("--chunk-ints", type=int, default=None, help="integrations per chunk")
+    run.add_argument("--scheduler", default="threads", help="threads | processes | local:N | tcp://HOST:PORT")
+    run.add_argument("--format", choices=("fits", "zarr"), default="fits")
+    run.add_argument("--overwrite", action="store_true", help="replace existing products")
+    run.add_argument("--save-bsub", action="store_true", help="also write _bsub/_bsubints (background modes)")
+    run.add_argument("--save-wfss-esec", action="store_true", help="also write WFSS _esec images")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    plan = sub.add_parser("plan", help="print the steps that will run for an exposure")
+    plan.add_argument("inputs", nargs="+")
+
+    demo = sub.add_parser("demo", help="make a synthetic MIRI LRS slitless exposure and run it")
+    demo.add_argument("-o", "--output-dir", type=Path, default=Path("spec2x-demo"))
+    demo.add_argument("--nints", type=int, default=20)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"run": _run, "plan": _plan, "demo": _demo}[args.command](args)
+    except Spec2xError as exc:
+        print(f"spec2x: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("spec2x: interrupted; no product was left at a final name", file=sys.stderr)
+        return 130
+
+
+def _inputs(values):
+    return values[0] if len(values) == 1 else values
+
+
+def _run(args) -> int:
+    from spec2x import pipeline, scheduling
+    from spec2x.refs import RefSet
+
+    if args.chunk_ints is not None and args.chunk_ints < 1:
+        raise Spec2xError(f"--chunk-ints {args.chunk_ints}: must be at least 1")
+    refs = RefSet(explicit=_parse_refs(args.ref), search_dirs=[str(d) for d in args.refs_dir])
+    for folder in args.refs_dir:
+        if not folder.is_dir():
+            raise Spec2xError(f"{folder}: --refs-dir is not a folder")
+    started = time.perf_counter()
+    result = pipeline.calibrate(_inputs(args.inputs), refs=refs, skip=args.skip, chunk_ints=args.chunk_ints)
+    nints = result.cube.sizes["integration"]
+    from spec2x import products
+
+    with scheduling.scheduler(args.scheduler) as client:
+        store = scheduling.storer(client, show=not args.quiet and sys.stderr.isatty(), total=nints)
+        paths = products.write(result, args.output_dir, fmt=args.format, overwrite=args.overwrite, store=store)
+    wall = time.perf_counter() - started
+    for path in paths:
+        print(path)
+    print(f"spec2x: {nints} integrations in {wall:.1f} s ({nints / wall:.1f} integrations/s)", file=sys.stderr)
+    return 0
+
+
+def _plan(args) -> int:
+    from spec2x.exposure import open_exposure
+    from spec2x.meta import exposure_keywords
+    from spec2x.modes import plan
+
+    ds = open_exposure(_inputs(args.inputs))
+    print(plan(exposure_keywords(ds), source=ds.attrs["filename"]).describe())
+    return 0
+
+
+def _demo(args) -> int:
+    from spec2x import synthetic
+
+    case = synthetic.make_miri_lrs_slitless(args.output_dir / "input", nints=args.nints, seed=1)
+    refs = [f"{k}={v}" for k, v in case["refs"].items()]
+    print(f"demo exposure: {case['rateints'][0]} ({args.nints} integrations)")
+    argv = ["run", *case["rateints"], "-o", str(args.output_dir / "products"), "--overwrite"]
+    for ref in refs:
+        argv += ["--ref", ref]
+    return main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

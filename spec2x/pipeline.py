@@ -1,0 +1,121 @@
+"""The Python front door: ``calibrate`` builds the lazy graph of an exposure, ``run`` writes its products."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import xarray as xr
+
+import spec2x
+from spec2x import modes
+from spec2x.errors import NotImplementedForMode
+from spec2x.exposure import open_exposure
+from spec2x.meta import cal_step_keyword, exposure_keywords, ref_file_keyword, with_keywords
+from spec2x.refs import RefSet
+
+
+@dataclass
+class Calibrated:
+    """Lazy results of one exposure: the calibrated cube, its extracted spectra, and the plan that made them."""
+
+    cube: xr.Dataset
+    spectra: xr.Dataset | None
+    plan: modes.Plan
+
+
+def _refset(refs) -> RefSet:
+    if isinstance(refs, RefSet):
+        return refs
+    return RefSet(explicit={k.lower(): str(v) for k, v in (refs or {}).items()})
+
+
+def calibrate(exposure, refs=None, skip=(), chunk_ints: int | None = None, members: dict | None = None) -> Calibrated:
+    """Calibrate an exposure lazily, as jwst's Spec2Pipeline would.
+
+    ``exposure`` is a path, a list of segment paths, an ASN path, or a Dataset from ``open_exposure``;
+    ``refs`` maps reftype to path (or ``"N/A"``) or is a ``RefSet``; ``skip`` names steps to leave out.
+    Nothing is computed: slice the returned Datasets and ``.compute()`` what you need, or ``run`` to
+    write products.
+    """
+    ds = exposure if isinstance(exposure, xr.Dataset) else open_exposure(exposure, chunk_ints=chunk_ints)
+    keywords = exposure_keywords(ds)
+    source = ds.attrs.get("filename", "exposure")
+    plan = modes.plan(keywords, members=members, skip=tuple(skip), source=source)
+    missing = [s for s in plan.run if s not in plan.mode.implemented]
+    if missing:
+        raise NotImplementedForMode(f"{source}: step(s) {', '.join(missing)} not implemented yet for "
+                                    f"EXP_TYPE={keywords.get('EXP_TYPE')} ({plan.mode.name})")
+    refset = _refset(refs)
+    chosen = {step: _resolve(refset, plan, step, keywords) for step in plan.run}
+    ran = [s for s in plan.run if chosen[s] is not None]
+    for step in plan.run:
+        if chosen[step] is None:
+            plan.skipped[step] = "a required reference file is N/A"
+    plan = modes.Plan(plan.mode, plan.tso, tuple(ran), plan.skipped)
+
+    cube, spectra = _prepare(ds, plan), None
+    for step in plan.run:
+        module = importlib.import_module(f"spec2x.steps.{step}")
+        out = _record(module.run(cube if spectra is None else spectra, chosen[step]), step, chosen[step])
+        if step == "extract_1d" or spectra is not None:  # steps after extraction act on the spectra
+            spectra = out
+        else:
+            cube = out
+    cube = _record_skipped(cube, plan, plan.mode.jwst_path)
+    if spectra is not None:
+        spectra = _record_skipped(spectra, plan, plan.mode.jwst_path + modes.SPECTRA_PATH)
+    return Calibrated(cube, spectra, plan)
+
+
+def _resolve(refset: RefSet, plan: modes.Plan, step: str, keywords: dict) -> dict | None:
+    """reftype -> path (None = N/A) for one step; None when a required reference is N/A."""
+    required, optional = plan.mode.implemented[step]
+    chosen = {}
+    for reftype in required:
+        path = refset.resolve(step, reftype, keywords, required=True)
+        if path is None:
+            return None
+        chosen[reftype] = path
+    for reftype in optional:
+        chosen[reftype] = refset.resolve(step, reftype, keywords, required=False)
+    return chosen
+
+
+def _prepare(ds: xr.Dataset, plan: modes.Plan) -> xr.Dataset:
+    """Pipeline-level keywords, and the SlitModel geometry jwst gives cubes it treats as one slit."""
+    primary = {"CAL_VER": spec2x.__version__, "CAL_VCS": "spec2x", "ASNPOOL": "singleton", "ASNTABLE": "singleton"}
+    sci = {}
+    if plan.mode.cal_model == "SlitModel" and "extract_2d" not in plan.run:
+        get = exposure_keywords(ds).get
+        sci = {"SLTSTRT1": get("SUBSTRT1"), "SLTSIZE1": get("SUBSIZE1"),
+               "SLTSTRT2": get("SUBSTRT2"), "SLTSIZE2": get("SUBSIZE2")}
+    return with_keywords(ds, primary=primary, sci=sci)
+
+
+def _record(ds: xr.Dataset, step: str, refs: dict) -> xr.Dataset:
+    """S_xxxxx = COMPLETE and an R_xxxxx for every reftype jwst's step asks for (N/A when unused)."""
+    primary = {}
+    for reftype in modes.STEP_REFTYPES.get(step, ()):
+        keyword = ref_file_keyword(reftype)
+        if keyword:
+            primary[keyword] = (refs or {}).get(reftype) or "N/A"
+    if cal_step_keyword(step):
+        primary[cal_step_keyword(step)] = "COMPLETE"
+    return with_keywords(ds, primary=primary)
+
+
+def _record_skipped(ds: xr.Dataset, plan: modes.Plan, path: tuple) -> xr.Dataset:
+    primary = {cal_step_keyword(s): "SKIPPED" for s in path
+               if s not in plan.run and cal_step_keyword(s) and cal_step_keyword(s) not in ds.attrs["primary"]}
+    return with_keywords(ds, primary=primary)
+
+
+def run(inputs, outdir, refs=None, skip=(), chunk_ints=None, fmt="fits", overwrite=False, store=None):
+    """Calibrate an exposure and write its products into ``outdir``; returns (Calibrated, [paths])."""
+    from spec2x import products
+
+    result = calibrate(inputs, refs=refs, skip=skip, chunk_ints=chunk_ints)
+    paths = products.write(result, Path(outdir), fmt=fmt, overwrite=overwrite, store=store)
+    return result, paths

@@ -1,0 +1,264 @@
+"""Write calibrated products chunk by chunk: ``_calints``/``_cal`` and ``_x1dints``/``_x1d``.
+
+Both products of an exposure are filled by one ``dask.array.store`` call, so each chunk of
+integrations is calibrated once and feeds the cube and the spectra together; memory holds a few
+chunks, whatever the number of integrations.  Files are written under a temporary name in the
+output folder and renamed when complete; nothing is left at a final name after a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+from astropy.io import fits
+from stdatamodels.jwst import datamodels
+
+from spec2x.errors import Spec2xError
+from spec2x.products import fitsfile as fits_io
+from spec2x.products import zarr_store
+
+CUBE_EXTENSIONS = {"sci": "SCI", "err": "ERR", "dq": "DQ", "var_poisson": "VAR_POISSON",
+                   "var_rnoise": "VAR_RNOISE", "var_flat": "VAR_FLAT"}
+MODEL_ARRAY = {"SCI": "data", "ERR": "err", "DQ": "dq", "VAR_POISSON": "var_poisson",
+               "VAR_RNOISE": "var_rnoise", "VAR_FLAT": "var_flat"}
+IMAGE_COORDS = {"wavelength": ("WAVELENGTH", "wavelength"), "area": ("AREA", "area")}
+# jwst's order of extensions in a calibrated cube product
+EXTENSION_ORDER = ("SCI", "ERR", "DQ", "WAVELENGTH", "AREA", "VAR_POISSON", "VAR_RNOISE", "VAR_FLAT", "INT_TIMES")
+SPECTRAL_COLUMNS = ("WAVELENGTH", "FLUX", "FLUX_ERROR", "FLUX_VAR_POISSON", "FLUX_VAR_RNOISE", "FLUX_VAR_FLAT",
+                    "SURF_BRIGHT", "SB_ERROR", "SB_VAR_POISSON", "SB_VAR_RNOISE", "SB_VAR_FLAT", "DQ",
+                    "BACKGROUND", "BKGD_ERROR", "BKGD_VAR_POISSON", "BKGD_VAR_RNOISE", "BKGD_VAR_FLAT", "NPIXELS")
+TIME_COLUMNS = {"MJD-BEG": "mjd_start", "MJD-AVG": "mjd_mid", "MJD-END": "mjd_end",
+                "TDB-BEG": "bjd_start", "TDB-MID": "bjd_mid", "TDB-END": "bjd_end"}
+_SUFFIX = re.compile(r"_(rateints|rate|calints|cal)$")
+_SEGMENT = re.compile(r"-seg\d{3}")
+
+
+def rootname(filename: str, segments: int = 1) -> str:
+    """``jw..._mirimage`` from ``jw..._mirimage_rateints.fits``; a multi-segment exposure drops ``-segNNN``."""
+    stem = _SUFFIX.sub("", Path(filename).name.removesuffix(".fits"))
+    return _SEGMENT.sub("", stem) if segments > 1 else stem
+
+
+@dataclass
+class Output:
+    """One product on its way to disk: final path, temporary path, and (array, target) pairs to store."""
+
+    final: Path
+    temporary: Path
+    sources: list = field(default_factory=list)
+    targets: list = field(default_factory=list)
+
+    def commit(self):
+        if self.final.exists():
+            _remove(self.final)
+        os.replace(self.temporary, self.final)
+
+    def discard(self):
+        _remove(self.temporary)
+
+
+def _remove(path: Path):
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
+
+
+def plan_outputs(result, outdir: Path, fmt: str, overwrite: bool) -> dict:
+    """Final paths of the products of ``result``; refuses to overwrite unless asked."""
+    ints = result.cube.sizes["integration"] > 1 or result.cube.attrs.get("ndim_in") == 3
+    root = rootname(result.cube.attrs["filename"], len(result.cube.attrs.get("paths", [1])))
+    names = {}
+    kinds = [("cal", "calints" if ints else "cal")]
+    if result.spectra is not None:
+        kinds.append(("x1d", "x1dints" if ints else "x1d"))
+    for kind, suffix in kinds:
+        path = outdir / f"{root}_{suffix}.{'fits' if fmt == 'fits' else 'zarr'}"
+        if path.exists() and not overwrite:
+            raise Spec2xError(f"{path}: already exists (use --overwrite to replace it)")
+        names[kind] = path
+    return names
+
+
+def write(result, outdir, fmt: str = "fits", overwrite: bool = False, store=None) -> list[Path]:
+    """Compute ``result`` chunk by chunk into its products in ``outdir``; returns the final paths.
+
+    ``store(sources, targets)`` runs the computation (default: ``dask.array.store`` on the current
+    scheduler); ``spec2x.scheduling.storer`` adds a progress bar and dask.distributed.
+    """
+    outdir = Path(outdir)
+    if not outdir.is_dir():
+        try:
+            outdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise Spec2xError(f"{outdir}: cannot create output folder ({exc.strerror})") from None
+    if not os.access(outdir, os.W_OK):
+        raise Spec2xError(f"{outdir}: output folder is not writable")
+    finals = plan_outputs(result, outdir, fmt, overwrite)
+    outputs = []
+    try:
+        for kind, final in finals.items():
+            temporary = outdir / f".{final.name}.{uuid.uuid4().hex[:8]}.partial"
+            out = Output(final, temporary)
+            outputs.append(out)
+            builder = {"cal": _cube_output, "x1d": _spectra_output}[kind]
+            builder(result, out, fmt)
+        sources = [s for o in outputs for s in o.sources]
+        targets = [t for o in outputs for t in o.targets]
+        if store is None:
+            da.store(sources, targets, lock=False)
+        else:
+            store(sources, targets)
+        for out in outputs:
+            out.commit()
+    except BaseException:
+        for out in outputs:
+            out.discard()
+        raise
+    return [o.final for o in outputs]
+
+
+# ---------------------------------------------------------------- calibrated cube
+def _cube_model(cube: xr.Dataset, model_name: str, filename: str):
+    """A datamodel holding the cube's metadata and one integration of each streamed array."""
+    model = _model_from_keywords(model_name, cube.attrs["primary"], cube.attrs["sci"], cube, cube.attrs.get("err"))
+    ny, nx = cube.sizes["y"], cube.sizes["x"]
+    for var, ext in CUBE_EXTENSIONS.items():
+        if var in cube:
+            setattr(model, MODEL_ARRAY[ext], np.zeros((1, ny, nx), cube[var].dtype))
+    for coord, (_, attr) in IMAGE_COORDS.items():
+        if coord in cube.coords:
+            setattr(model, attr, np.asarray(cube[coord].values, dtype=np.float32))
+    table = cube.attrs.get("int_times")
+    if table is not None:
+        model.int_times = table
+    if cube.attrs.get("wcs") is not None:
+        model.meta.wcs = cube.attrs["wcs"]
+    model.meta.filename = filename
+    return model
+
+
+def _model_from_keywords(model_name: str, primary: dict, sci: dict, cube: xr.Dataset, err: dict | None = None):
+    """Let stdatamodels map header keywords onto the model's metadata, as reading a file would."""
+    ny, nx = cube.sizes["y"], cube.sizes["x"]
+    hdulist = fits.HDUList([fits.PrimaryHDU(header=_header(primary)),
+                            fits.ImageHDU(np.zeros((1, ny, nx), np.float32), header=_header(sci), name="SCI")])
+    if err:
+        hdulist.append(fits.ImageHDU(np.zeros((1, ny, nx), np.float32), header=_header(err), name="ERR"))
+    model = getattr(datamodels, model_name)(hdulist)
+    model.meta.model_type = model_name
+    return model
+
+
+def _header(keywords: dict) -> fits.Header:
+    header = fits.Header()
+    for key, value in keywords.items():
+        if value is None or isinstance(value, (list, dict, tuple)):
+            continue
+        header[key] = value
+    return header
+
+
+def _cube_output(result, out: Output, fmt: str):
+    cube = result.cube
+    nints = cube.sizes["integration"]
+    model = _cube_model(cube, result.plan.mode.cal_model, out.final.name)
+    arrays = {CUBE_EXTENSIONS[v]: cube[v].data for v in CUBE_EXTENSIONS if v in cube}
+    if fmt == "zarr":
+        zarr_store.create_cube(out, model, arrays, cube)
+        return
+    hdulist = fits_io.model_hdulist(model, {ext: nints for ext in arrays})
+    hdulist = _ordered(hdulist)
+    targets = fits_io.lay_out(str(out.temporary), hdulist, {ext: nints for ext in arrays})
+    for ext, arr in arrays.items():
+        out.sources.append(arr)
+        out.targets.append(targets[ext])
+
+
+def _ordered(hdulist: fits.HDUList) -> fits.HDUList:
+    rank = {name: i for i, name in enumerate(EXTENSION_ORDER)}
+    body = sorted(hdulist[1:-1], key=lambda h: rank.get(h.name, len(rank)))
+    return fits.HDUList([hdulist[0], *body, hdulist[-1]])
+
+
+# ---------------------------------------------------------------- spectra
+def _spectra_model(result, filename: str, n_wave: int):
+    spectra, cube = result.spectra, result.cube
+    model = _model_from_keywords(result.plan.mode.x1d_model, spectra.attrs["primary"], {}, cube)
+    table = np.zeros(1, dtype=_spec_dtype(model, n_wave))
+    spec = datamodels.SpecModel(spec_table=table) if result.plan.mode.x1d_model == "MultiSpecModel" else None
+    if spec is None:
+        model.spec.append({"spec_table": table})
+        spec = model.spec[-1]
+    for key, value in spectra.attrs.get("spec_meta", {}).items():
+        setattr(spec, key, value)
+    if cube.attrs.get("int_times") is not None:
+        model.int_times = cube.attrs["int_times"]
+    model.meta.filename = filename
+    return model
+
+
+def _spec_dtype(model, n_wave: int) -> np.dtype:
+    """The TSO spec_table record dtype from the model's schema, spectral columns sized ``n_wave``."""
+    schema = model.schema["properties"]["spec"]["items"]["properties"]["spec_table"]
+    return np.dtype([(c["name"], np.dtype(c["datatype"]), (n_wave,)) if c["name"] in SPECTRAL_COLUMNS
+                     else (c["name"], np.dtype(c["datatype"])) for c in schema["datatype"]])
+
+
+def _spectra_output(result, out: Output, fmt: str):
+    spectra = result.spectra
+    nints = spectra.sizes["integration"]
+    n_wave = spectra.sizes["spectral"]
+    model = _spectra_model(result, out.final.name, n_wave)
+    columns = _spectral_columns(result)
+    if fmt == "zarr":
+        zarr_store.create_spectra(out, model, columns, spectra)
+        return
+    hdulist = fits_io.model_hdulist(model, {"EXTRACT1D": nints})
+    targets = fits_io.lay_out(str(out.temporary), hdulist, {"EXTRACT1D": nints})
+    table_hdu = next(h for h in hdulist if h.name == "EXTRACT1D")
+    dtype, zeros = fits_io.table_row_dtype(table_hdu)
+    names = list(dtype.names)
+    arrays = [columns[n] if columns[n].ndim == 2 else columns[n][:, None] for n in names]
+    rows = da.map_blocks(_pack, *arrays, names=names, dtype_=dtype, zeros=zeros, dtype=np.uint8,
+                         chunks=(arrays[0].chunks[0], (dtype.itemsize,)))
+    out.sources.append(rows)
+    out.targets.append(targets["EXTRACT1D"])
+
+
+def _pack(*blocks, names, dtype_, zeros):
+    columns = {n: (b if dtype_[n].shape else b[:, 0]) for n, b in zip(names, blocks)}
+    return fits_io.pack_rows(columns, dtype_, zeros)
+
+
+def _spectral_columns(result) -> dict:
+    """Every EXTRACT1D column as a dask array over integrations (2-D for vectors, 1-D for scalars)."""
+    spectra = result.spectra
+    nints = spectra.sizes["integration"]
+    n_wave = spectra.sizes["spectral"]
+    chunks = spectra["flux"].data.chunks[0]
+    columns = {}
+    for name in SPECTRAL_COLUMNS:
+        var = spectra[name.lower()]
+        if "integration" not in var.dims:
+            var = var.expand_dims(integration=nints)
+        data = var.data if isinstance(var.data, da.Array) else da.from_array(np.asarray(var.data))
+        columns[name] = data.rechunk((chunks, n_wave))
+    numbers = spectra["integration_number"].values
+    columns["INT_NUM"] = da.from_array(numbers.astype(np.int32), chunks=(chunks,))
+    columns["N_ALONGDISP"] = da.full(nints, n_wave, dtype=np.uint32, chunks=(chunks,))
+    segment = int(result.cube.attrs["primary"].get("EXSEGNUM", 1) or 1)
+    columns["SEGMENT"] = da.full(nints, segment, dtype=np.int32, chunks=(chunks,))
+    for column, coord in TIME_COLUMNS.items():
+        values = spectra[coord].values if coord in spectra.coords else np.full(nints, np.nan)
+        columns[column] = da.from_array(values.astype(np.float64), chunks=(chunks,))
+    return columns

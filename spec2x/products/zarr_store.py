@@ -1,0 +1,93 @@
+"""zarr v3 products: one array per FITS extension (or EXTRACT1D column), chunked by integration.
+
+Header keywords go to each array's attrs (``header``), exactly the keywords the FITS product would
+carry, so ``spec2x`` zarr stores and FITS products hold the same information.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import zarr
+
+from spec2x.products import fitsfile as fits_io
+
+
+def _json_safe(value):
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else str(value)
+    return value if isinstance(value, (int, str)) else str(value)
+
+
+def _headers(model, streamed: dict) -> dict:
+    """EXTNAME -> keyword dict of the FITS layout of ``model`` (structural keywords dropped)."""
+    hdulist = fits_io.model_hdulist(model, streamed)
+    skip = ("XTENSION", "BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "TFIELDS", "TTYPE", "TFORM", "TDIM", "TZERO",
+            "BZERO", "BSCALE", "EXTEND", "SIMPLE", "TUNIT")
+    out = {}
+    for hdu in hdulist:
+        if hdu.name == "ASDF":
+            continue
+        out[hdu.name] = {k: _json_safe(v) for k, v in hdu.header.items()
+                         if k and not k.startswith(skip) and k not in ("COMMENT", "HISTORY")}
+    return out
+
+
+def _store_small(group, name, values, header=None):
+    arr = group.create_array(name, data=np.ascontiguousarray(values))
+    if header:
+        arr.attrs["header"] = header
+
+
+def _int_times(group, table):
+    if table is None:
+        return
+    sub = group.create_group("INT_TIMES")
+    for col in table.dtype.names:
+        sub.create_array(col, data=np.ascontiguousarray(table[col]))
+
+
+def _table(model):
+    table = getattr(model, "int_times", None)
+    return np.asarray(table) if table is not None and len(table) else None
+
+
+def create_cube(out, model, arrays: dict, cube):
+    """Create the store of a calibrated cube; ``out`` gets (dask array, zarr array) pairs to fill."""
+    nints = cube.sizes["integration"]
+    headers = _headers(model, {ext: nints for ext in arrays})
+    root = zarr.open_group(str(out.temporary), mode="w", zarr_format=3)
+    root.attrs["header"] = headers.get("PRIMARY", {})
+    root.attrs["datamodel"] = model.meta.model_type
+    for ext, arr in arrays.items():
+        target = root.create_array(ext, shape=arr.shape, chunks=(arr.chunks[0][0], *arr.shape[1:]),
+                                   dtype=arr.dtype, fill_value=0)
+        target.attrs["header"] = headers.get(ext, {})
+        target.attrs["_ARRAY_DIMENSIONS"] = ["integration", "y", "x"]
+        out.sources.append(arr)
+        out.targets.append(target)
+    for ext in ("WAVELENGTH", "AREA"):
+        values = getattr(model, ext.lower(), None)
+        if values is not None and np.size(values):
+            _store_small(root, ext, np.asarray(values), headers.get(ext))
+    _int_times(root, _table(model))
+
+
+def create_spectra(out, model, columns: dict, spectra):
+    """Create the store of extracted spectra: EXTRACT1D/<COLUMN> arrays over (integration[, spectral])."""
+    nints = spectra.sizes["integration"]
+    headers = _headers(model, {"EXTRACT1D": nints})
+    root = zarr.open_group(str(out.temporary), mode="w", zarr_format=3)
+    root.attrs["header"] = headers.get("PRIMARY", {})
+    root.attrs["datamodel"] = model.meta.model_type
+    table = root.create_group("EXTRACT1D")
+    table.attrs["header"] = headers.get("EXTRACT1D", {})
+    for name, arr in columns.items():
+        target = table.create_array(name, shape=arr.shape, chunks=(arr.chunks[0][0], *arr.shape[1:]),
+                                    dtype=arr.dtype, fill_value=0)
+        out.sources.append(arr)
+        out.targets.append(target)
+    _int_times(root, _table(model))

@@ -1,0 +1,337 @@
+"""assign_wcs for MIRI LRS slitless (EXP_TYPE=MIR_LRS-SLITLESS): the detector -> (RA, Dec, lambda) gwcs.
+
+The WCS is the same transform chain jwst 3.0.0 builds (``assign_wcs/miri.py: lrs``), so it evaluates to
+the same numbers:
+
+    detector (subarray x, y)
+      -> alpha_beta   alpha = pscale * (x - dx(y) - x_ref), beta = 0, lambda = L(y) * barycentric factor
+      -> v2v3         slit (x, y) -> full frame -> imager distortion
+      -> v2v3vacorr   differential velocity aberration (VA_SCALE about V2_REF/V3_REF)
+      -> world        V2/V3 -> sky rotation (RA_REF, DEC_REF, ROLL_REF)
+
+``dx(y)`` and ``L(y)`` are linear look-up tables of smoothing splines (s=0.002) fitted to the specwcs
+WAVETABLE trace; both are NaN outside the table's rows.  The bounding box spans x from the first science
+column (4 reference columns on the left) to the subarray edge, y from the WAVETABLE box corners.
+
+The WAVELENGTH map is ``wcs(x, y)[2]`` over every pixel of the subarray (NaN outside the bounding box),
+stored by jwst as float32; the ``wavelength`` coordinate holds those float32 values as float64, which is
+what jwst's photom and extract_1d read downstream.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import asdf
+import gwcs.coordinate_frames as cf
+import numpy as np
+import xarray as xr
+from astropy import coordinates as coord
+from astropy import units as u
+from astropy.constants import c as speed_of_light
+from astropy.io import fits
+from astropy.modeling import bind_bounding_box, models
+from gwcs import WCS
+from gwcs.geometry import CartesianToSpherical, SphericalToCartesian
+from scipy.interpolate import UnivariateSpline
+
+from spec2x.errors import InputError, NotImplementedForMode, RefError
+from spec2x.meta import keyword, with_keywords
+
+log = logging.getLogger(__name__)
+
+REFTYPES = ("distortion", "specwcs")
+# The other reference types jwst's assign_wcs asks CRDS for; none applies to MIRI LRS, so jwst records N/A.
+UNUSED_REF_KEYWORDS = {
+    "filteroffset": "R_FILOFF", "regions": "R_REGION", "wavelengthrange": "R_WAVRAN", "camera": "R_CAMERA",
+    "chromcorr": "R_CHRCOR", "collimator": "R_COLLIM", "disperser": "R_DISPER", "fore": "R_FORE",
+    "fpa": "R_FPA", "msa": "R_MSA", "ote": "R_OTE", "ifupost": "R_IFUPOS", "ifufore": "R_IFUFOR",
+    "ifuslicer": "R_IFUSLI",
+}
+REF_KEYWORDS = {"distortion": "R_DISTOR", "specwcs": "R_SPCWCS"}
+DISPERSION_AXIS = {"MIR_LRS-SLITLESS": 2}
+SPLINE_SMOOTHING = 0.002
+N_REFERENCE_COLUMNS = 4
+
+
+# ----------------------------------------------------------------------------- reference files
+@dataclass(frozen=True)
+class LrsSpecwcs:
+    """The MIRI LRS specwcs: WAVETABLE columns (pixels relative to the reference point) and reference points."""
+
+    x_center: np.ndarray
+    y_center: np.ndarray
+    wavelength: np.ndarray
+    y_upper: np.ndarray      # y0: upper corners of each wavelength element's box
+    y_lower: np.ndarray      # y2: lower corners
+    x_ref_slitless: float    # IMXSLTL, full frame, 1-based
+    y_ref_slitless: float    # IMYSLTL
+
+
+def read_specwcs(path: str) -> LrsSpecwcs:
+    """Read an LRS specwcs FITS file (WAVETABLE + IMXSLTL/IMYSLTL)."""
+    try:
+        with fits.open(path) as hdul:
+            hdr, tab = hdul[0].header, hdul["WAVETABLE"].data
+            col = lambda name: np.asarray(tab.field(name), dtype=np.float64)  # noqa: E731
+            return LrsSpecwcs(col("X_CENTER"), col("Y_CENTER"), col("WAVELENGTH"), col("Y0"), col("Y2"),
+                              float(hdr["IMXSLTL"]), float(hdr["IMYSLTL"]))
+    except (OSError, KeyError) as exc:
+        raise RefError("assign_wcs", "specwcs", f"{path}: not a MIRI LRS specwcs ({exc})") from None
+
+
+def read_distortion(path: str):
+    """The full-frame (0-based pixel) -> (V2, V3) arcsec model of a DISTORTION asdf file."""
+    try:
+        with asdf.open(path, lazy_load=False, memmap=False) as af:
+            return af.tree["model"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise RefError("assign_wcs", "distortion", f"{path}: not a distortion file ({exc})") from None
+
+
+# ----------------------------------------------------------------------------- transform pieces
+def subarray_to_full(xstart: int, ystart: int):
+    """Shift of subarray pixels to full-frame pixels (SUBSTRTn are 1-based); None for full frame."""
+    sx = models.Shift(xstart - 1) if xstart not in (None, 1) else models.Identity(1)
+    sy = models.Shift(ystart - 1) if ystart not in (None, 1) else models.Identity(1)
+    if isinstance(sx, models.Identity) and isinstance(sy, models.Identity):
+        return None
+    return sx & sy
+
+
+def barycentric_factor(velosys: float) -> float:
+    """Multiplier taking observed wavelengths to the barycentric frame (VELOSYS in m/s)."""
+    return 1 / (1 + velosys / speed_of_light.value)
+
+
+def smoothed_table(y: np.ndarray, values: np.ndarray, name: str):
+    """Linear look-up ``values(y)`` through a smoothing spline of the table; NaN outside ``y``.
+
+    The spline is fitted on increasing y (the WAVETABLE runs in decreasing y) and sampled back on ``y``.
+    """
+    spline = UnivariateSpline(y[::-1], values[::-1], s=SPLINE_SMOOTHING)
+    return models.Tabular1D(points=y, lookup_table=spline(y), name=name, bounds_error=False, fill_value=np.nan)
+
+
+def wavelength_model(y_center: np.ndarray, wavelength: np.ndarray, velosys: float | None):
+    """y (subarray pixels) -> lambda (micron), with the barycentric correction when VELOSYS is known."""
+    model = smoothed_table(y_center, wavelength, "waveref")
+    if velosys is None:
+        return model
+    factor = barycentric_factor(velosys)
+    corr = models.Identity(1) * models.Const1D(factor, name="velocity_correction")
+    corr.inverse = models.Identity(1) / models.Const1D(factor, name="inv_vel_correction")
+    return model | corr
+
+
+def slitless_bounding_box(xstart: int, xsize: int, zero_y: float, spec: LrsSpecwcs):
+    """((x_lo, x_hi), (y_lo, y_hi)) in subarray pixels.
+
+    x: from the first science column to the last column, computed as jwst does from SUBSTRT1/SUBSIZE1;
+    y: outer edges of the WAVETABLE element boxes, rounded out to pixel edges.
+    """
+    x = (xstart - 1 + N_REFERENCE_COLUMNS - 0.5, xsize - 1 + 0.5)
+    y = (np.floor(spec.y_lower.min() + zero_y) - 0.5, np.ceil(spec.y_upper.max() + zero_y) + 0.5)
+    return x, y
+
+
+def wavelength_map(shape: tuple, y_center: np.ndarray, wavelength: np.ndarray, bbox,
+                   velosys: float | None = None) -> np.ndarray:
+    """WAVELENGTH image (micron, float64 holding jwst's float32 values) for a subarray of ``shape``.
+
+    ``y_center`` in subarray pixels (decreasing, as in the WAVETABLE); ``bbox`` = ((x_lo, x_hi), (y_lo, y_hi)).
+    Wavelength depends on y only; pixels outside the bounding box are NaN.
+    """
+    ny, nx = shape
+    wave_y = wavelength_model(y_center, wavelength, velosys)(np.arange(ny, dtype=np.float64))
+    (x0, x1), (y0, y1) = bbox
+    x, y = np.arange(nx), np.arange(ny)
+    inside = ((y >= y0) & (y <= y1))[:, None] & ((x >= x0) & (x <= x1))[None, :]
+    out = np.where(inside, wave_y[:, None], np.nan)
+    return out.astype(np.float32).astype(np.float64)
+
+
+def dva_correction(va_scale, v2_ref, v3_ref):
+    """Differential velocity aberration: scale V2/V3 about the aperture reference point."""
+    if va_scale is None or va_scale == 1:
+        return models.Identity(2)
+    if va_scale <= 0:
+        raise ValueError("velocity aberration scale VA_SCALE must be positive")
+    model = models.Scale(va_scale, name="dva_scale_v2") & models.Scale(va_scale, name="dva_scale_v3")
+    v2_ref, v3_ref = v2_ref or 0, v3_ref or 0
+    if v2_ref == 0 and v3_ref == 0:
+        return model
+    model |= (models.Shift((1 - va_scale) * v2_ref, name="dva_v2_shift")
+              & models.Shift((1 - va_scale) * v3_ref, name="dva_v3_shift"))
+    model.name = "DVA_Correction"
+    return model
+
+
+def v2v3_to_sky(v2_ref, v3_ref, roll_ref, ra_ref, dec_ref):
+    """(V2, V3) arcsec -> (RA, Dec) deg: rotation putting (V2_REF, V3_REF) at (RA_REF, DEC_REF), V3 at ROLL_REF."""
+    angles = np.array([v2_ref / 3600, -v3_ref / 3600, roll_ref, dec_ref, -ra_ref])
+    model = ((models.Scale(1 / 3600) & models.Scale(1 / 3600)) | SphericalToCartesian(wrap_lon_at=180)
+             | models.RotationSequence3D(angles, axes_order="zyxyz") | CartesianToSpherical(wrap_lon_at=360))
+    model.name = "v23tosky"
+    return model
+
+
+# ----------------------------------------------------------------------------- the WCS
+@dataclass(frozen=True)
+class Pointing:
+    """Exposure keywords the WCS uses."""
+
+    xstart: int
+    ystart: int
+    xsize: int
+    v2_ref: float
+    v3_ref: float
+    roll_ref: float
+    ra_ref: float
+    dec_ref: float
+    va_scale: float | None = None
+    velosys: float | None = None
+
+
+def _frames():
+    detector = cf.Frame2D(name="detector", axes_order=(0, 1), unit=(u.pix, u.pix))
+    alpha_beta = cf.Frame2D(name="alpha_beta_spatial", axes_order=(0, 1), unit=(u.arcsec, u.arcsec),
+                            axes_names=("alpha", "beta"))
+    lam = dict(axes_order=(2,), unit=(u.micron,), axes_names=("lambda",))
+    focal = cf.CompositeFrame([alpha_beta, cf.SpectralFrame(name="alpha_beta_spectral", **lam)], name="alpha_beta")
+    spec = cf.SpectralFrame(name="spec", **lam)
+    v2v3 = cf.CompositeFrame([cf.Frame2D(name="v2v3_spatial", axes_order=(0, 1), unit=(u.arcsec, u.arcsec),
+                                         axes_names=("v2", "v3")), spec], name="v2v3")
+    v2v3va = cf.CompositeFrame([cf.Frame2D(name="v2v3vacorr_spatial", axes_order=(0, 1),
+                                           unit=(u.arcsec, u.arcsec), axes_names=("v2", "v3")), spec],
+                               name="v2v3vacorr")
+    icrs = cf.CelestialFrame(name="icrs", reference_frame=coord.ICRS(), axes_order=(0, 1), unit=(u.deg, u.deg),
+                             axes_names=("RA", "DEC"))
+    world = cf.CompositeFrame(name="world", frames=[icrs, spec])
+    return detector, focal, v2v3, v2v3va, world
+
+
+def reference_point(p: Pointing, spec: LrsSpecwcs) -> tuple[float, float]:
+    """The slitless trace reference point (IMXSLTL, IMYSLTL) in 0-based subarray pixels."""
+    sub2full = subarray_to_full(p.xstart, p.ystart)
+    if sub2full is None:
+        raise InputError("exposure", "MIR_LRS-SLITLESS needs a subarray (SUBSTRT1/SUBSTRT2), got full frame")
+    return sub2full.inverse(spec.x_ref_slitless - 1, spec.y_ref_slitless - 1)
+
+
+def lrs_slitless_wcs(p: Pointing, spec: LrsSpecwcs, distortion) -> WCS:
+    """The MIR_LRS-SLITLESS gwcs for an exposure with pointing ``p``."""
+    sub2full = subarray_to_full(p.xstart, p.ystart)
+    sub_dist = sub2full | distortion
+    zx, zy = reference_point(p, spec)
+    v2a, v3a = sub_dist(zx, zy)
+    v2b, v3b = sub_dist(zx + 1, zy)
+    pscale = np.sqrt(np.power(v2a - v2b, 2) + np.power(v3a - v3b, 2))   # arcsec per pixel along x
+
+    # trace: x offset and wavelength as functions of subarray y
+    xcen, ycen = spec.x_center + zx, spec.y_center + zy
+    dx = smoothed_table(ycen, xcen - zx, "xshiftref")
+    wave = wavelength_model(ycen, spec.wavelength, p.velosys)
+
+    # detector -> (alpha, beta, lambda); the do-nothing shift pair records the reference point
+    m0, m1 = models.Mapping([0], n_inputs=2), models.Mapping([1], n_inputs=2)
+    ref_point = (models.Shift(-zx) & models.Shift(-zy)) | (models.Shift(zx) & models.Shift(zy))
+    slit_xy = models.Mapping((0, 1, 0, 1)) | (m0 - (m1 | dx)) & models.Mapping([1], n_inputs=2)
+    alpha = models.Mapping([0], n_inputs=2) | models.Shift(-zx) | models.Polynomial1D(1, c0=0, c1=pscale)
+    to_ab = models.Mapping((0, 1, 0)) | alpha & models.Const1D(0)
+    det2abl = models.Mapping((0, 1, 0, 1)) | (ref_point | slit_xy | to_ab) & (models.Mapping([1], n_inputs=2) | wave)
+    alpha2x = models.Polynomial1D(1, c0=0, c1=1 / pscale) | models.Shift(zx)
+    lam2y = wave.inverse
+    x_back = (models.Mapping((0, 2)) | alpha2x & lam2y
+              | models.Mapping([0], n_inputs=2) + (models.Mapping([1], n_inputs=2) | dx))
+    y_back = models.Mapping([2], n_inputs=3) | lam2y
+    det2abl.inverse = models.Mapping((0, 1, 2, 0, 1, 2)) | x_back & y_back
+    bind_bounding_box(det2abl, slitless_bounding_box(p.xstart, p.xsize, zy, spec), order="F")
+
+    # (alpha, beta, lambda) -> (v2, v3, lambda)
+    beta2y = models.Polynomial1D(1, c0=0, c1=1 / pscale) | models.Shift(zy)
+    abl2v2v3 = models.Mapping((0, 1, 2)) | (alpha2x & beta2y | sub_dist) & models.Identity(1)
+    x2alpha = models.Shift(-zx) | models.Polynomial1D(1, c0=0, c1=pscale)
+    y2beta = models.Shift(-zy) | models.Polynomial1D(1, c0=0, c1=pscale)
+    abl2v2v3.inverse = models.Mapping((0, 1, 2)) | (sub_dist.inverse | x2alpha & y2beta) & models.Identity(1)
+
+    va = dva_correction(p.va_scale, p.v2_ref, p.v3_ref) & models.Identity(1)
+    sky = v2v3_to_sky(p.v2_ref, p.v3_ref, p.roll_ref, p.ra_ref, p.dec_ref) & models.Identity(1)
+    detector, focal, v2v3, v2v3va, world = _frames()
+    return WCS([(detector, det2abl), (focal, abl2v2v3), (v2v3, va), (v2v3va, sky), (world, None)])
+
+
+def wcs_world(wcs: WCS, x, y):
+    """(RA deg, Dec deg, wavelength micron) at subarray pixel (x, y); NaN outside the bounding box.
+
+    This is the call jwst's extract_1d makes for SLIT_RA/SLIT_DEC at the aperture centre.
+    """
+    return wcs(x, y)
+
+
+def s_region(wcs: WCS) -> str | None:
+    """S_REGION polygon from the WCS footprint over the bounding box corners; None if any corner is NaN.
+
+    For this mode the corners lie outside the WAVETABLE rows, so the trace x-shift (hence RA/Dec) is NaN
+    there and jwst leaves S_REGION as it was.
+    """
+    corners = wcs.footprint(wcs.bounding_box, center=False, axis_type="spatial").T[:2]
+    np.mod(corners[0], 360, out=corners[0])
+    text = "POLYGON ICRS  " + " ".join(f"{v:.9f}" for v in corners.T.flatten())
+    return None if "nan" in text else text
+
+
+# ----------------------------------------------------------------------------- the step
+def ref_keyword_value(path: str) -> str:
+    """How jwst records a reference path: ``crds://NAME`` for files from the CRDS cache, else the absolute path."""
+    crds_path = os.environ.get("CRDS_PATH")
+    absolute = os.path.abspath(path)
+    if crds_path and Path(absolute).is_relative_to(os.path.abspath(crds_path)):
+        return "crds://" + os.path.basename(path)
+    return absolute
+
+
+def pointing_of(ds: xr.Dataset) -> Pointing:
+    """The WCS keywords of an exposure; missing pointing keywords are an input error."""
+    def need(name):
+        value = keyword(ds, name)
+        if value is None:
+            raise InputError(ds.attrs.get("filename", "exposure"), f"keyword {name} is missing (needed by assign_wcs)")
+        return value
+
+    return Pointing(xstart=int(keyword(ds, "SUBSTRT1", 1)), ystart=int(keyword(ds, "SUBSTRT2", 1)),
+                    xsize=int(keyword(ds, "SUBSIZE1", ds.sizes["x"])),
+                    v2_ref=float(need("V2_REF")), v3_ref=float(need("V3_REF")), roll_ref=float(need("ROLL_REF")),
+                    ra_ref=float(need("RA_REF")), dec_ref=float(need("DEC_REF")),
+                    va_scale=keyword(ds, "VA_SCALE"), velosys=keyword(ds, "VELOSYS"))
+
+
+def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
+    """Attach the gwcs (``attrs['wcs']``) and the ``wavelength`` (y, x) coordinate; record S_WCS and R_*."""
+    exp_type = str(keyword(ds, "EXP_TYPE", "")).upper()
+    if exp_type not in DISPERSION_AXIS:
+        raise NotImplementedForMode(f"assign_wcs: EXP_TYPE={exp_type} is not implemented (only MIR_LRS-SLITLESS)")
+    for reftype in REFTYPES:
+        if not refs.get(reftype):
+            raise RefError("assign_wcs", reftype, f"a {reftype} reference is required for {exp_type}")
+    spec = read_specwcs(refs["specwcs"])
+    p = pointing_of(ds)
+    wcs = lrs_slitless_wcs(p, spec, read_distortion(refs["distortion"]))
+
+    if p.velosys is not None:
+        log.info("Applied barycentric velocity correction: %s", barycentric_factor(p.velosys))
+    _, zy = reference_point(p, spec)
+    bbox = wcs.bounding_box.bounding_box(order="F")
+    wave = wavelength_map((ds.sizes["y"], ds.sizes["x"]), spec.y_center + zy, spec.wavelength, bbox, p.velosys)
+
+    sci = {"SPECSYS": "BARYCENT", "DISPAXIS": DISPERSION_AXIS[exp_type]}
+    region = s_region(wcs)
+    if region is not None:
+        sci["S_REGION"] = region
+    primary = {"S_WCS": "COMPLETE", **{kw: ref_keyword_value(refs[t]) for t, kw in REF_KEYWORDS.items()},
+               **{kw: "N/A" for kw in UNUSED_REF_KEYWORDS.values()}}
+    out = with_keywords(ds, primary=primary, sci=sci, wcs=wcs)
+    return out.assign_coords(wavelength=(("y", "x"), wave, {"units": "um"}))

@@ -1,0 +1,165 @@
+"""photom: DN/s -> MJy/sr for MIRI imager-detector data (imaging and LRS), as jwst 3.0.0.
+
+The PHOTOM row is picked by (FILTER, SUBARRAY) (then SUBARRAY=GENERIC).  Conversion = PHOTMJSR
+(divided by the time-dependence correction when the reference has one) x RELRESPONSE interpolated at
+each pixel's wavelength (LRS).  The (y, x) conversion is built once in numpy; the cubes are scaled
+lazily (SCI, ERR x c; VAR_* x c²).  Pixels without a conversion (NaN wavelength or outside the table)
+get DO_NOT_USE, then NaN through match_nans_and_flags.  The AREA reference, cut to the subarray,
+becomes the ``area`` coordinate; PIXAR_SR/PIXAR_A2 come from it (else from the PHOTOM header).
+"""
+
+from __future__ import annotations
+
+import astropy.units as u
+import numpy as np
+import xarray as xr
+from astropy.io import fits
+
+from spec2x.dq import DO_NOT_USE, match_nans_and_flags
+from spec2x.errors import NotImplementedForMode, RefError
+from spec2x.meta import keyword, with_keywords
+
+REFTYPES = ("photom", "area")
+MJSR_TO_UJA2 = (u.megajansky / u.steradian).to(u.microjansky / u.arcsecond / u.arcsecond)
+_MICRONS_100 = 1.0e-4  # 100 microns in metres: smaller table wavelengths are in metres
+_VARIANCES = ("var_poisson", "var_rnoise", "var_flat")
+
+
+def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
+    """Flux-calibrate ``ds``; S_PHOTOM=SKIPPED when the PHOTOM reference is N/A."""
+    recorded = {"R_PHOTOM": refs.get("photom") or "N/A", "R_AREA": refs.get("area") or "N/A"}
+    if not refs.get("photom"):
+        return with_keywords(ds, primary={**recorded, "S_PHOTOM": "SKIPPED"})
+    instrument = str(keyword(ds, "INSTRUME", "")).upper()
+    detector = str(keyword(ds, "DETECTOR", "")).upper()
+    if instrument != "MIRI" or detector != "MIRIMAGE":
+        raise NotImplementedForMode(f"photom: only MIRI MIRIMAGE is implemented, not {instrument} {detector}")
+
+    with fits.open(refs["photom"]) as hdul:
+        phot_header = dict(hdul[0].header)
+        table = np.array(hdul["PHOTOM"].data)
+        timecoeffs = {n: np.array(hdul[n].data) for n in ("TIMECOEFF_LINEAR", "TIMECOEFF_EXPONENTIAL",
+                                                            "TIMECOEFF_POWERLAW") if n in hdul}
+    out, sci_kw = _area_info(ds, refs.get("area"), phot_header)
+
+    row = _find_row(table, keyword(ds, "FILTER"), keyword(ds, "SUBARRAY"), refs["photom"])
+    if row is None:  # jwst leaves the data uncalibrated and still records COMPLETE
+        return with_keywords(out, primary={**recorded, "S_PHOTOM": "COMPLETE"}, sci=sci_kw)
+    conversion = np.float32(table["photmjsr"][row])  # the schema's dtypes: float32 columns
+    correction = _time_correction(timecoeffs, len(table), keyword(ds, "EXPMID"))
+    if correction is not None and correction[row] != 1.0:
+        conversion = conversion / correction[row]
+    sci_kw.update(PHOTMJSR=float(conversion), PHOTUJA2=float(conversion * MJSR_TO_UJA2), BUNIT="MJy/sr")
+
+    no_cal = None
+    if "wavelength" in table.dtype.names:
+        conversion, no_cal = _conversion_2d(conversion, table[row], _wavelength_map(ds))
+    out = scale(out, conversion, no_cal)
+    err_hdr = {**ds.attrs.get("err", {}), "BUNIT": "MJy/sr"}
+    return with_keywords(out, primary={**recorded, "S_PHOTOM": "COMPLETE"}, sci=sci_kw, err=err_hdr)
+
+
+def scale(ds: xr.Dataset, conversion, no_cal=None) -> xr.Dataset:
+    """Lazy SCI, ERR x conversion and VAR_* x conversion² (computed in the conversion's dtype, stored
+    float32 as jwst's in-place products are); DO_NOT_USE where ``no_cal``; then NaN/flag matching."""
+    if np.ndim(conversion):
+        factor = xr.DataArray(conversion, dims=("y", "x"))
+        factor_sq = xr.DataArray(conversion * conversion, dims=("y", "x"))
+    else:
+        factor, factor_sq = conversion, conversion * conversion
+    out = ds.copy(deep=False)
+    for name in ("sci", "err"):
+        out[name] = (ds[name] * factor).astype(np.float32)
+    for name in _VARIANCES:
+        if name in ds.data_vars:
+            out[name] = (ds[name] * factor_sq).astype(np.float32)
+    if no_cal is not None:
+        flags = xr.DataArray(np.where(no_cal, DO_NOT_USE, np.uint32(0)).astype(np.uint32), dims=("y", "x"))
+        out["dq"] = ds["dq"] | flags
+    return match_nans_and_flags(out)
+
+
+def _find_row(table, filt, subarray, path):
+    """Index of the PHOTOM row for (FILTER, SUBARRAY), retrying with SUBARRAY=GENERIC; None if absent."""
+    def column(name):
+        return np.char.upper(np.char.strip(table[name].astype(str)))
+
+    filt = None if filt is None else str(filt).upper()
+    for sub in (None if subarray is None else str(subarray).upper(), "GENERIC"):
+        rows = np.flatnonzero((column("filter") == filt) & (column("subarray") == sub))
+        if len(rows) > 1:
+            raise RefError("photom", "photom", f"{path}: {len(rows)} rows match FILTER={filt} SUBARRAY={sub}")
+        if len(rows) == 1:
+            return int(rows[0])
+    return None
+
+
+def _time_correction(timecoeffs: dict, nrows: int, midtime):
+    """Per-row multiplicative throughput-loss correction at the exposure mid time, or None."""
+    if not timecoeffs:
+        return None
+    if midtime is None:
+        raise RefError("photom", "photom", "time-dependence tables present but the exposure has no EXPMID")
+    correction = np.full(nrows, 1.0)
+    for name, table in timecoeffs.items():
+        p = {k: np.asarray(table[k], dtype=np.float32) for k in table.dtype.names
+             if k not in ("filter", "subarray")}
+        if len(table) != nrows:
+            raise RefError("photom", "photom", f"{name} has {len(table)} rows, PHOTOM has {nrows}")
+        if name == "TIMECOEFF_LINEAR":
+            correction *= 1.0 - p["lossperyear"] * (midtime - p["t0"]) / 365.0
+        elif name == "TIMECOEFF_EXPONENTIAL":
+            correction *= p["amplitude"] * np.exp(-(midtime - p["t0"]) / p["tau"]) + p["const"]
+        else:
+            norm = ((365.0 + p["tsoft"]) ** p["alpha"]) / p["year1value"]
+            correction *= ((midtime - p["t0"] + p["tsoft"]) ** p["alpha"]) / norm
+    return correction
+
+
+def _wavelength_map(ds: xr.Dataset) -> np.ndarray:
+    """The (y, x) wavelengths as jwst's model holds them: float32 (from assign_wcs' map or the WCS)."""
+    if "wavelength" in ds.coords:
+        return np.asarray(ds.coords["wavelength"].values, dtype=np.float32)
+    wcs = ds.attrs.get("wcs")
+    if wcs is None:
+        raise RefError("photom", "photom", "LRS photom needs the wavelength map: run assign_wcs first")
+    y, x = np.indices((ds.sizes["y"], ds.sizes["x"]), dtype=np.float64)
+    return np.asarray(wcs(x, y)[2], dtype=np.float32)
+
+
+def _conversion_2d(conversion, row, wavelength):
+    """PHOTMJSR x relresponse(λ) per pixel (float64) and the mask of pixels with no response."""
+    waves = np.asarray(row["wavelength"], dtype=np.float32)
+    relresp = np.asarray(row["relresponse"], dtype=np.float32)
+    if "nelem" in row.dtype.names:
+        waves, relresp = waves[:row["nelem"]], relresp[:row["nelem"]]
+    if not np.all(np.diff(waves) > 0):
+        order = np.argsort(waves)
+        waves, relresp = waves[order], relresp[order]
+    if 0.0 < waves.max() < _MICRONS_100:
+        waves = waves * 1.0e6
+    wl = wavelength.copy()
+    wl[np.isnan(wl)] = -1.0
+    response = np.interp(wl, waves, relresp, left=np.nan, right=np.nan)
+    conv = conversion * response
+    no_cal = np.isnan(response)
+    conv[no_cal] = 0.0
+    return conv, no_cal
+
+
+def _area_info(ds: xr.Dataset, area_path, phot_header: dict):
+    """``ds`` with the ``area`` coordinate cut from the AREA reference, and the PIXAR_* SCI keywords."""
+    if area_path:
+        with fits.open(area_path) as hdul:
+            header = dict(hdul[0].header)
+            area = np.asarray(hdul["SCI"].data, dtype=np.float32)
+        y0, x0 = int(keyword(ds, "SUBSTRT2", 1)) - 1, int(keyword(ds, "SUBSTRT1", 1)) - 1
+        ny = int(keyword(ds, "SUBSIZE2", ds.sizes["y"]))
+        nx = int(keyword(ds, "SUBSIZE1", ds.sizes["x"]))
+        cut = area[y0:y0 + ny, x0:x0 + nx]
+        if cut.shape != (ds.sizes["y"], ds.sizes["x"]):
+            raise RefError("photom", "area", f"{area_path}: {area.shape} array does not cover the subarray")
+        ds = ds.assign_coords(area=(("y", "x"), cut.copy()))
+    else:
+        header = phot_header
+    return ds, {key: float(header[key]) for key in ("PIXAR_SR", "PIXAR_A2") if header.get(key) is not None}
