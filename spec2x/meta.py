@@ -39,9 +39,14 @@ def _core_meta_schema() -> dict:
     return datamodels.JwstDataModel().schema["properties"]["meta"]["properties"]
 
 
+# Steps whose status attribute is not named as the step.
+_CAL_STEP_ATTRIBUTE = {"imprint_subtract": "imprint", "master_background_mos": "master_background",
+                       "resample_spec": "resample"}
+
+
 def cal_step_keyword(step: str) -> str | None:
     """The FITS keyword (S_xxxxx) jwst records a step's status in."""
-    node = _core_meta_schema()["cal_step"]["properties"].get(step)
+    node = _core_meta_schema()["cal_step"]["properties"].get(_CAL_STEP_ATTRIBUTE.get(step, step))
     return node.get("fits_keyword") if node else None
 
 

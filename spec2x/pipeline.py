@@ -85,7 +85,8 @@ def _resolve(refset: RefSet, plan: modes.Plan, step: str, keywords: dict) -> dic
 
 def _prepare(ds: xr.Dataset, plan: modes.Plan) -> xr.Dataset:
     """Pipeline-level keywords, and the SlitModel geometry jwst gives cubes it treats as one slit."""
-    primary = {"CAL_VER": spec2x.__version__, "CAL_VCS": "spec2x", "ASNPOOL": "singleton", "ASNTABLE": "singleton"}
+    primary = {"CAL_VER": spec2x.__version__, "CAL_VCS": "spec2x", "ASNPOOL": "singleton", "ASNTABLE": "singleton",
+               "CRDS_VER": "N/A", "CRDS_CTX": "N/A"}
     sci = {}
     if plan.mode.cal_model == "SlitModel" and "extract_2d" not in plan.run:
         get = exposure_keywords(ds).get

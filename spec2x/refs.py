@@ -35,7 +35,8 @@ def read_ref_header(path: str) -> dict:
     try:
         if p.suffix == ".json":
             tree = json.loads(p.read_text())
-            return {k.upper(): v for k, v in tree.items() if not isinstance(v, (list, dict))}
+            names = {"INSTRUMENT": "INSTRUME", "P_EXPTYPE": "P_EXP_TY"}
+            return {names.get(k.upper(), k.upper()): v for k, v in tree.items() if not isinstance(v, (list, dict))}
         if p.suffix == ".asdf":
             with asdf.open(p, lazy_load=True, memmap=False) as af:
                 return _flatten_asdf_meta(af.tree.get("meta", {}))
