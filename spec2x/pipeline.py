@@ -13,7 +13,7 @@ from spec2x import modes
 from spec2x.errors import NotImplementedForMode
 from spec2x.exposure import open_exposure
 from spec2x.meta import cal_step_keyword, exposure_keywords, ref_file_keyword, with_keywords
-from spec2x.refs import RefSet
+from spec2x.refs import RefSet, ref_keyword_value
 
 
 @dataclass
@@ -96,14 +96,16 @@ def _prepare(ds: xr.Dataset, plan: modes.Plan) -> xr.Dataset:
 
 
 def _record(ds: xr.Dataset, step: str, refs: dict) -> xr.Dataset:
-    """S_xxxxx = COMPLETE and an R_xxxxx for every reftype jwst's step asks for (N/A when unused)."""
+    """An R_xxxxx for every reftype jwst's step asks for (N/A when unused), and S_xxxxx = COMPLETE
+    unless the step recorded its own status (a step that finds nothing to do says SKIPPED)."""
     primary = {}
     for reftype in modes.STEP_REFTYPES.get(step, ()):
-        keyword = ref_file_keyword(reftype)
+        keyword, path = ref_file_keyword(reftype), (refs or {}).get(reftype)
         if keyword:
-            primary[keyword] = (refs or {}).get(reftype) or "N/A"
-    if cal_step_keyword(step):
-        primary[cal_step_keyword(step)] = "COMPLETE"
+            primary[keyword] = ref_keyword_value(path) if path else "N/A"
+    status = cal_step_keyword(step)
+    if status:
+        primary[status] = ds.attrs["primary"].get(status, "COMPLETE")
     return with_keywords(ds, primary=primary)
 
 

@@ -79,6 +79,15 @@ def mismatch(ref_header: dict, exposure: dict) -> str | None:
     return None
 
 
+def ref_keyword_value(path: str) -> str:
+    """How jwst records a reference path: ``crds://NAME`` for files from the CRDS cache, else the absolute path."""
+    crds_path = os.environ.get("CRDS_PATH")
+    absolute = os.path.abspath(path)
+    if crds_path and Path(absolute).is_relative_to(os.path.abspath(crds_path)):
+        return "crds://" + os.path.basename(path)
+    return absolute
+
+
 @dataclass
 class RefSet:
     """Reference files chosen for one exposure: reftype -> path or ``"N/A"``.
@@ -101,9 +110,11 @@ class RefSet:
         for path, header in self._indexed().get(reftype, []):
             if mismatch(header, exposure) is None:
                 return path
-        path = _from_crds(reftype, exposure)
+        path = _from_crds(reftype, exposure, required)
+        if path == NOT_APPLICABLE:
+            return None
         if path:
-            return NOT_APPLICABLE if path == NOT_APPLICABLE else self._checked(step, reftype, path, exposure)
+            return self._checked(step, reftype, path, exposure)
         if required:
             where = " or ".join(filter(None, ["--ref", "--refs-dir" if self.search_dirs else None, "CRDS"]))
             raise RefError(step, reftype, f"no {reftype} reference file for this exposure (give one with {where} "
@@ -140,20 +151,22 @@ class RefSet:
         return self._index
 
 
-def _from_crds(reftype: str, exposure: dict) -> str | None:
-    """Best reference from the user's CRDS set-up, when there is one."""
-    if not (os.environ.get("CRDS_PATH") and os.environ.get("CRDS_SERVER_URL")):
+def _from_crds(reftype: str, exposure: dict, required: bool) -> str | None:
+    """Best reference from the user's CRDS set-up: CRDS_SERVER_URL set and CRDS_PATH an existing cache."""
+    cache = os.environ.get("CRDS_PATH")
+    if not (os.environ.get("CRDS_SERVER_URL") and cache and Path(cache).is_dir()):
         return None
     try:
         import crds
     except ImportError:
         return None
-    params = {f"META.{k}": v for k, v in exposure.items() if isinstance(v, (str, int, float))}
-    params.update({k: v for k, v in exposure.items() if isinstance(v, (str, int, float))})
+    params = {k: v for k, v in exposure.items() if isinstance(v, (str, int, float))}
     try:
         found = crds.getreferences(params, reftypes=[reftype], observatory="jwst")
-    except Exception as exc:  # crds raises many types; report it as a reference problem
-        raise RefError("crds", reftype, str(exc)) from None
+    except (Exception, SystemExit) as exc:  # crds reports failures in many ways, SystemExit included
+        if required:
+            raise RefError("crds", reftype, f"CRDS could not provide it ({exc})") from None
+        return None
     value = found.get(reftype)
     if value and value.upper().startswith("NOT FOUND N/A"):
         return NOT_APPLICABLE

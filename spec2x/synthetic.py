@@ -207,7 +207,7 @@ def make_photom(path):
 
 def make_area(path):
     """Full-frame pixel area map (~1 +- 2%); photom cuts the subarray from it."""
-    yy, xx = np.mgrid[0:1024, 0:1032]
+    yy, xx = np.ogrid[0:1024, 0:1032]
     area = 1.0 + 0.01 * ((xx - 516) / 516.0) ** 2 + 0.01 * ((yy - 512) / 512.0) ** 2
     m = datamodels.PixelAreaModel(data=area.astype(np.float32))
     _ref_meta(m, "AREA", exp_type="MIR_IMAGE", p_exptype="MIR_IMAGE|MIR_LRS-FIXEDSLIT|MIR_LRS-SLITLESS|")
@@ -444,7 +444,7 @@ def make_miri_lrs_slitless(outdir, nints=10, seed=1, name=None, segments=1, chun
     Writes ``outdir/<name>_rateints.fits`` (``-segNNN`` in the name numbered per segment when
     ``segments > 1``) and ``outdir/refs/*``; returns {"rateints": [paths], "refs": {reftype: path},
     "nints", "seed", "segments", "bounds", truth parameters}.  ``chunk`` = integrations generated
-    and written at a time (default ~8 MB per cube); it does not change the content.
+    and written at a time (default ~4 MB per cube); it does not change the content.
     """
     if nints < 1 or segments < 1:
         raise ValueError("nints and segments must be >= 1")
@@ -453,7 +453,7 @@ def make_miri_lrs_slitless(outdir, nints=10, seed=1, name=None, segments=1, chun
     refs = make_refs(outdir / "refs", seed)
     scene = _Scene(nints, seed)
     name = name or DEFAULT_NAME
-    chunk = chunk or max(1, (8 << 20) // (YSIZE * XSIZE * 4))
+    chunk = chunk or max(1, (4 << 20) // (YSIZE * XSIZE * 4))
     bounds = segment_bounds(nints, segments)
     paths = []
     for s, (i0, i1) in enumerate(bounds, 1):

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from spec2x.errors import RefError
-from spec2x.refs import RefSet, mismatch
+from spec2x.refs import RefSet, mismatch, ref_keyword_value
 
 EXPOSURE = {"INSTRUME": "MIRI", "DETECTOR": "MIRIMAGE", "EXP_TYPE": "MIR_LRS-SLITLESS", "FILTER": "P750L",
             "SUBARRAY": "SLITLESSPRISM"}
@@ -57,3 +57,11 @@ def test_not_applicable_and_missing():
     assert refs.resolve("extract_1d", "psf", EXPOSURE, required=False) is None
     with pytest.raises(RefError, match="flat_field: reference 'flat': no flat reference file"):
         refs.resolve("flat_field", "flat", EXPOSURE)
+
+
+def test_ref_keyword_value_names_crds_files_as_jwst_does(monkeypatch, tmp_path):
+    f = tmp_path / "cache" / "references" / "jwst" / "miri" / "jwst_miri_specwcs_0006.fits"
+    monkeypatch.delenv("CRDS_PATH", raising=False)
+    assert ref_keyword_value(str(f)) == str(f)
+    monkeypatch.setenv("CRDS_PATH", str(tmp_path / "cache"))
+    assert ref_keyword_value(str(f)) == "crds://jwst_miri_specwcs_0006.fits"

@@ -80,7 +80,7 @@ def test_valid_cube_model(lrs_synthetic):
         assert type(m) is datamodels.CubeModel
         m.validate()
         assert m.data.shape == m.err.shape == m.dq.shape == m.var_poisson.shape == (n, 416, 72)
-        assert m.data.dtype == np.float32 and m.dq.dtype == np.uint32
+        assert m.data.dtype.kind == "f" and m.data.itemsize == 4 and m.dq.dtype == np.uint32
         mt = m.meta
         assert (mt.telescope, mt.instrument.name, mt.instrument.detector, mt.instrument.filter) == (
             "JWST", "MIRI", "MIRIMAGE", "P750L")
@@ -155,8 +155,8 @@ def test_peak_memory_is_flat(tmp_path):
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     cubes = 5 * nints * 416 * 72 * 4
     assert r["file"] > cubes
-    assert r["traced_peak"] < cubes / 20, r          # ~60 MB for a 1.2 GB file
-    assert r["rss_growth"] < cubes / 8, r
+    assert r["traced_peak"] < min(cubes / 10, 100e6), r      # ~60 MB for a 1.2 GB file
+    assert r["rss_growth"] < min(cubes / 8, 150e6), r
 
 
 @pytest.mark.parity

@@ -21,9 +21,7 @@ what jwst's photom and extract_1d read downstream.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import asdf
 import gwcs.coordinate_frames as cf
@@ -44,14 +42,6 @@ from spec2x.meta import keyword, with_keywords
 log = logging.getLogger(__name__)
 
 REFTYPES = ("distortion", "specwcs")
-# The other reference types jwst's assign_wcs asks CRDS for; none applies to MIRI LRS, so jwst records N/A.
-UNUSED_REF_KEYWORDS = {
-    "filteroffset": "R_FILOFF", "regions": "R_REGION", "wavelengthrange": "R_WAVRAN", "camera": "R_CAMERA",
-    "chromcorr": "R_CHRCOR", "collimator": "R_COLLIM", "disperser": "R_DISPER", "fore": "R_FORE",
-    "fpa": "R_FPA", "msa": "R_MSA", "ote": "R_OTE", "ifupost": "R_IFUPOS", "ifufore": "R_IFUFOR",
-    "ifuslicer": "R_IFUSLI",
-}
-REF_KEYWORDS = {"distortion": "R_DISTOR", "specwcs": "R_SPCWCS"}
 DISPERSION_AXIS = {"MIR_LRS-SLITLESS": 2}
 SPLINE_SMOOTHING = 0.002
 N_REFERENCE_COLUMNS = 4
@@ -285,15 +275,6 @@ def s_region(wcs: WCS) -> str | None:
 
 
 # ----------------------------------------------------------------------------- the step
-def ref_keyword_value(path: str) -> str:
-    """How jwst records a reference path: ``crds://NAME`` for files from the CRDS cache, else the absolute path."""
-    crds_path = os.environ.get("CRDS_PATH")
-    absolute = os.path.abspath(path)
-    if crds_path and Path(absolute).is_relative_to(os.path.abspath(crds_path)):
-        return "crds://" + os.path.basename(path)
-    return absolute
-
-
 def pointing_of(ds: xr.Dataset) -> Pointing:
     """The WCS keywords of an exposure; missing pointing keywords are an input error."""
     def need(name):
@@ -310,7 +291,7 @@ def pointing_of(ds: xr.Dataset) -> Pointing:
 
 
 def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
-    """Attach the gwcs (``attrs['wcs']``) and the ``wavelength`` (y, x) coordinate; record S_WCS and R_*."""
+    """Attach the gwcs (``attrs['wcs']``) and the ``wavelength`` (y, x) coordinate."""
     exp_type = str(keyword(ds, "EXP_TYPE", "")).upper()
     if exp_type not in DISPERSION_AXIS:
         raise NotImplementedForMode(f"assign_wcs: EXP_TYPE={exp_type} is not implemented (only MIR_LRS-SLITLESS)")
@@ -331,7 +312,5 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
     region = s_region(wcs)
     if region is not None:
         sci["S_REGION"] = region
-    primary = {"S_WCS": "COMPLETE", **{kw: ref_keyword_value(refs[t]) for t, kw in REF_KEYWORDS.items()},
-               **{kw: "N/A" for kw in UNUSED_REF_KEYWORDS.values()}}
-    out = with_keywords(ds, primary=primary, sci=sci, wcs=wcs)
+    out = with_keywords(ds, sci=sci, wcs=wcs)
     return out.assign_coords(wavelength=(("y", "x"), wave, {"units": "um"}))

@@ -19,22 +19,20 @@ from spec2x.meta import keyword, with_keywords
 
 REFTYPES = ("flat", "fflat", "sflat", "dflat")
 NIRSPEC_SPECTRAL = ("NRS_AUTOWAVE", "NRS_BRIGHTOBJ", "NRS_FIXEDSLIT", "NRS_IFU", "NRS_LAMP", "NRS_MSASPEC")
-_REF_KEYWORDS = {"flat": "R_FLAT", "fflat": "R_FFLAT", "sflat": "R_SFLAT", "dflat": "R_DFLAT"}
 _FULL_FRAME = {"MIRI": (1024, 1032)}  # other instruments: 2048 x 2048
 
 
 def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
     """Flat-field ``ds`` with ``refs["flat"]``; S_FLAT=SKIPPED when it is N/A or smaller than the data."""
-    recorded = {key: refs.get(rt) or "N/A" for rt, key in _REF_KEYWORDS.items()}
     if str(keyword(ds, "EXP_TYPE", "")).upper() in NIRSPEC_SPECTRAL and keyword(ds, "OPMODE") != "IMAGE":
         raise NotImplementedForMode("flat_field: NIRSpec spectroscopic flats (fflat/sflat/dflat) are not implemented")
     path = refs.get("flat")
     flat = read_flat(path, ds) if path else None
     if flat is None:
-        return with_keywords(ds, primary={**recorded, "S_FLAT": "SKIPPED"})
+        return with_keywords(ds, primary={"S_FLAT": "SKIPPED"})
     data, dq, err = prepare_flat(*flat)
     out = apply_flat(ds, data, dq, err)
-    return with_keywords(out, primary={**recorded, "S_FLAT": "COMPLETE"})
+    return out
 
 
 def read_flat(path: str, ds: xr.Dataset):

@@ -27,9 +27,8 @@ _VARIANCES = ("var_poisson", "var_rnoise", "var_flat")
 
 def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
     """Flux-calibrate ``ds``; S_PHOTOM=SKIPPED when the PHOTOM reference is N/A."""
-    recorded = {"R_PHOTOM": refs.get("photom") or "N/A", "R_AREA": refs.get("area") or "N/A"}
     if not refs.get("photom"):
-        return with_keywords(ds, primary={**recorded, "S_PHOTOM": "SKIPPED"})
+        return with_keywords(ds, primary={"S_PHOTOM": "SKIPPED"})
     instrument = str(keyword(ds, "INSTRUME", "")).upper()
     detector = str(keyword(ds, "DETECTOR", "")).upper()
     if instrument != "MIRI" or detector != "MIRIMAGE":
@@ -44,7 +43,7 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
 
     row = _find_row(table, keyword(ds, "FILTER"), keyword(ds, "SUBARRAY"), refs["photom"])
     if row is None:  # jwst leaves the data uncalibrated and still records COMPLETE
-        return with_keywords(out, primary={**recorded, "S_PHOTOM": "COMPLETE"}, sci=sci_kw)
+        return with_keywords(out, sci=sci_kw)
     conversion = np.float32(table["photmjsr"][row])  # the schema's dtypes: float32 columns
     correction = _time_correction(timecoeffs, len(table), keyword(ds, "EXPMID"))
     if correction is not None and correction[row] != 1.0:
@@ -56,7 +55,7 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
         conversion, no_cal = _conversion_2d(conversion, table[row], _wavelength_map(ds))
     out = scale(out, conversion, no_cal)
     err_hdr = {**ds.attrs.get("err", {}), "BUNIT": "MJy/sr"}
-    return with_keywords(out, primary={**recorded, "S_PHOTOM": "COMPLETE"}, sci=sci_kw, err=err_hdr)
+    return with_keywords(out, sci=sci_kw, err=err_hdr)
 
 
 def scale(ds: xr.Dataset, conversion, no_cal=None) -> xr.Dataset:

@@ -102,7 +102,7 @@ def run(ds: xr.Dataset, refs: dict, source_type: str | None = None) -> xr.Datase
     kw = exposure_keywords(ds)
     value, why = decide(kw, source_type)
     log.info("srctype: SRCTYPE = %s (%s)", value, why)
-    primary = {"S_SRCTYP": "COMPLETE"}
+    primary = {}
     exp_type = str(kw.get("EXP_TYPE")).upper()
     if exp_type in SINGLE_SOURCE and kw.get("SRCTYAPT") is None:
         log.warning("SRCTYAPT keyword not found in input; using SRCTYPE instead")
