@@ -115,60 +115,73 @@ def box_extract(sci, err, dq, vp, vr, vf, rows, prof, ap_cols, ap_n, bg_cols, bg
             if mode == MODE_POLY:
                 mat[:, :] = 0.0
                 vec[:] = 0.0
+                sp = 0.0
+                sr = 0.0
+                sf = 0.0
                 for jj in range(bg_n[s]):
                     j = bg_cols[s, jj]
                     x, p, r, f, w = _pixel(sci, err, dq, vp, vr, vf, i, s, j)
                     t = sm[s, j] if half > 0 else x
                     if not (w and np.isfinite(t)):
                         continue
+                    sp += p
+                    sr += r
+                    sf += f
                     for k in range(npar):
                         vec[k] += ycoef[j, k] * np.float64(t)
                         for m in range(npar):
                             mat[k, m] += ycoef[j, k] * ycoef[j, m]
-                ok = False
                 if npar == 1:
-                    ok = mat[0, 0] != 0.0
-                    if ok:
-                        cov[0, 0] = 1.0 / mat[0, 0]
+                    # Mean of the fitted pixels; every one has the same weight P/N on the
+                    # aperture-summed background, so its variance is (P/N)^2 * sum(var).
+                    if mat[0, 0] != 0.0:
+                        c = 1.0 / mat[0, 0]
+                        tot = bkg_mat[s, 0] * c
+                        tot2 = tot * tot
+                        bvp = sp * tot2
+                        bvr = sr * tot2
+                        bvf = sf * tot2
+                        b = c * vec[0]
+                    else:
+                        b = 0.0
+                    for jj in range(ap_n[s]):
+                        bk[ap_cols[s, jj]] = b
                 else:
                     sv = np.linalg.svd(mat)[1]
                     ok = sv[-1] > 0.0 and sv[0] / sv[-1] < 1e10
                     if ok:
                         cov[:, :] = np.linalg.inv(mat)
-                if not ok:
-                    cov[:, :] = 0.0
-                for k in range(npar):
-                    c = 0.0
-                    for m in range(npar):
-                        c += cov[m, k] * vec[m]
-                    coefs[k] = c
-                # Variance of the background under the aperture: each fitted pixel's weight on
-                # the aperture-summed background model, squared, times its variance.
-                for jj in range(bg_n[s]):
-                    j = bg_cols[s, jj]
-                    x, p, r, f, w = _pixel(sci, err, dq, vp, vr, vf, i, s, j)
-                    t = sm[s, j] if half > 0 else x
-                    if not (w and np.isfinite(t)):
-                        continue
-                    tot = 0.0
+                    else:
+                        cov[:, :] = 0.0
                     for k in range(npar):
-                        pw = 0.0
+                        c = 0.0
                         for m in range(npar):
-                            pw += cov[m, k] * ycoef[j, m]
-                        tot += bkg_mat[s, k] * pw
-                    tot2 = tot * tot
-                    if not np.isnan(p * tot2):
+                            c += cov[m, k] * vec[m]
+                        coefs[k] = c
+                    # Background variance under the aperture: each fitted pixel's weight on the
+                    # aperture-summed background model, squared, times its variance.
+                    for jj in range(bg_n[s]):
+                        j = bg_cols[s, jj]
+                        x, p, r, f, w = _pixel(sci, err, dq, vp, vr, vf, i, s, j)
+                        t = sm[s, j] if half > 0 else x
+                        if not (w and np.isfinite(t)):
+                            continue
+                        tot = 0.0
+                        for k in range(npar):
+                            pw = 0.0
+                            for m in range(npar):
+                                pw += cov[m, k] * ycoef[j, m]
+                            tot += bkg_mat[s, k] * pw
+                        tot2 = tot * tot
                         bvp += p * tot2
-                    if not np.isnan(r * tot2):
                         bvr += r * tot2
-                    if not np.isnan(f * tot2):
                         bvf += f * tot2
-                for jj in range(ap_n[s]):
-                    j = ap_cols[s, jj]
-                    b = 0.0
-                    for k in range(npar):
-                        b += coefs[k] * ycoef[j, k]
-                    bk[j] = b
+                    for jj in range(ap_n[s]):
+                        j = ap_cols[s, jj]
+                        b = 0.0
+                        for k in range(npar):
+                            b += coefs[k] * ycoef[j, k]
+                        bk[j] = b
             elif mode == MODE_MEDIAN:
                 n = 0
                 nw = 0
@@ -177,17 +190,19 @@ def box_extract(sci, err, dq, vp, vr, vf, rows, prof, ap_cols, ap_n, bg_cols, bg
                     x, p, r, f, w = _pixel(sci, err, dq, vp, vr, vf, i, s, j)
                     t = sm[s, j] if half > 0 else x
                     if not np.isnan(t):
-                        vals[n] = t
+                        # insertion sort: the background regions hold few pixels per element
+                        q = n
+                        while q > 0 and vals[q - 1] > t:
+                            vals[q] = vals[q - 1]
+                            q -= 1
+                        vals[q] = t
                         n += 1
                     if w:
                         nw += 1
                 if n == 0:
                     med = np.float32(np.nan)
                 else:
-                    srt = np.sort(vals[:n])
-                    lo = srt[(n - 1) // 2]
-                    hi = srt[n // 2]
-                    med = (lo + hi) / np.float32(2.0)
+                    med = (vals[(n - 1) // 2] + vals[n // 2]) / np.float32(2.0)
                 if nw > 0:
                     pw = 1.0 / nw
                     pw2 = pw * pw
@@ -340,22 +355,21 @@ def calibrate(raw, wavelength, to_jy, pixar, use_apcorr, ap_size, ap_wl, ap_tabl
                 sbp *= c2
                 sbr *= c2
                 sbf *= c2
-            row = out[i, :, o]
-            row[0] = flux
-            row[1] = ferr
-            row[2] = fvp
-            row[3] = fvr
-            row[4] = fvf
-            row[5] = sb
-            row[6] = sberr
-            row[7] = sbp
-            row[8] = sbr
-            row[9] = sbf
-            row[10] = dq
-            row[11] = bkg
-            row[12] = berr
-            row[13] = bvp
-            row[14] = bvr
-            row[15] = bvf
-            row[16] = npx
+            out[i, 0, o] = flux
+            out[i, 1, o] = ferr
+            out[i, 2, o] = fvp
+            out[i, 3, o] = fvr
+            out[i, 4, o] = fvf
+            out[i, 5, o] = sb
+            out[i, 6, o] = sberr
+            out[i, 7, o] = sbp
+            out[i, 8, o] = sbr
+            out[i, 9, o] = sbf
+            out[i, 10, o] = dq
+            out[i, 11, o] = bkg
+            out[i, 12, o] = berr
+            out[i, 13, o] = bvp
+            out[i, 14, o] = bvr
+            out[i, 15, o] = bvf
+            out[i, 16, o] = npx
     return out

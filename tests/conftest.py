@@ -17,9 +17,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from oracle import cached_run_jwst  # noqa: E402
+from oracle import cached_run_jwst
 
-from spec2x.synthetic import make_miri_lrs_slitless  # noqa: E402
+from spec2x.synthetic import make_miri_lrs_slitless
 
 LRS_NINTS, LRS_SEED = 11, 3
 

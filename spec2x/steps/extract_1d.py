@@ -24,11 +24,16 @@ from astropy.io import fits
 
 from kernels import extract1d as k1d
 from spec2x.errors import NotImplementedForMode, RefError
-from spec2x.meta import exposure_keywords, keyword
+from spec2x.meta import exposure_keywords
 
 REFTYPES = ("extract1d", "apcorr", "psf")
 HORIZONTAL = 1
 CUBES = ("sci", "err", "dq", "var_poisson", "var_rnoise", "var_flat")
+# EXTRACT1D header keyword -> SpecModel attribute (what product writers set).
+SPEC_META = {"SLTNAME": "name", "SRCTYPE": "source_type", "EXTRXSTR": "extraction_xstart",
+             "EXTRXSTP": "extraction_xstop", "EXTRYSTR": "extraction_ystart", "EXTRYSTP": "extraction_ystop",
+             "SLIT_RA": "slit_ra", "SLIT_DEC": "slit_dec", "SPORDER": "spectral_order",
+             "DISPAXIS": "dispersion_direction", "DETECTOR": "detector", "PA_APER": "position_angle"}
 # Exposure types for which jwst would move the aperture to the source position by default.
 _SRCPOS_EXPTYPES = ("MIR_LRS-FIXEDSLIT", "NRS_FIXEDSLIT", "NRS_MSASPEC", "NRS_BRIGHTOBJ")
 
@@ -71,15 +76,13 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
         if name == "dq":
             column = column.astype(np.uint32)
         data_vars[name] = (dims, column, {"units": units[name]} if units.get(name) else {})
-    nints = ds.sizes["integration"]
-    data_vars["n_alongdisp"] = (("integration",), np.full(nints, plan.rows.size, np.uint32))
-    data_vars["segment"] = (("integration",), np.full(nints, int(keyword(ds, "EXSEGNUM", 1) or 1), np.int32))
     coords = {name: c for name, c in ds.coords.items() if c.dims == ("integration",)}
     ref = refs.get("extract1d")
     primary = {**ds.attrs.get("primary", {}), "S_EXTR1D": "COMPLETE",
                "R_EXTR1D": os.path.abspath(ref) if ref else "N/A"}
     attrs = {k: v for k, v in ds.attrs.items() if k != "wcs"}
-    attrs.update(primary=primary, sci=dict(ds.attrs.get("sci", {})), extract1d=ext_header)
+    attrs.update(primary=primary, sci=dict(ds.attrs.get("sci", {})), extract1d=ext_header,
+                 spec_meta={SPEC_META[k]: v for k, v in ext_header.items()})
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 

@@ -1,0 +1,167 @@
+"""End to end: spec2x products against jwst 3.0.0's on the same files, and invariants of the machinery."""
+
+import hashlib
+
+import dask
+import numpy as np
+import pytest
+from astropy.io import fits
+from stdatamodels.jwst import datamodels
+
+import spec2x
+from spec2x import products
+
+CUBE_EXTENSIONS = ("SCI", "ERR", "VAR_POISSON", "VAR_RNOISE", "VAR_FLAT", "WAVELENGTH", "AREA")
+X1D_COLUMNS = ("WAVELENGTH", "FLUX", "FLUX_ERROR", "FLUX_VAR_POISSON", "FLUX_VAR_RNOISE", "FLUX_VAR_FLAT",
+               "SURF_BRIGHT", "SB_ERROR", "SB_VAR_POISSON", "SB_VAR_RNOISE", "SB_VAR_FLAT", "BACKGROUND",
+               "BKGD_ERROR", "BKGD_VAR_POISSON", "BKGD_VAR_RNOISE", "BKGD_VAR_FLAT",
+               "MJD-BEG", "MJD-AVG", "MJD-END", "TDB-BEG", "TDB-MID", "TDB-END")
+IGNORED_KEYWORDS = {"DATE", "CAL_VER", "CAL_VCS", "CRDS_VER", "CRDS_CTX", "FILENAME", "CHECKSUM", "DATASUM"}
+
+
+def assert_close_where_finite(ours, theirs, rtol, what):
+    ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+    assert ours.shape == theirs.shape, what
+    assert np.array_equal(np.isfinite(ours), np.isfinite(theirs)), f"{what}: NaN pattern differs"
+    finite = np.isfinite(theirs)
+    np.testing.assert_allclose(ours[finite], theirs[finite], rtol=rtol, atol=0, err_msg=what)
+
+
+@pytest.fixture(scope="module")
+def ours(lrs_case, tmp_path_factory):
+    out = tmp_path_factory.mktemp("spec2x_out")
+    _, paths = spec2x.run(lrs_case.rateints, out, refs=lrs_case.refs, chunk_ints=4)
+    return {p.name.split("_")[-1].removesuffix(".fits"): p for p in paths}
+
+
+@pytest.mark.parametrize("ext", CUBE_EXTENSIONS)
+def test_calints_equal_jwst(lrs_case, ours, ext):
+    with fits.open(ours["calints"]) as a, fits.open(lrs_case.jwst["calints"]) as b:
+        assert_close_where_finite(a[ext].data, b[ext].data, 1e-5, ext)
+
+
+def test_calints_dq_identical(lrs_case, ours):
+    with fits.open(ours["calints"]) as a, fits.open(lrs_case.jwst["calints"]) as b:
+        np.testing.assert_array_equal(a["DQ"].data, b["DQ"].data)
+        np.testing.assert_array_equal(a["INT_TIMES"].data, b["INT_TIMES"].data)
+
+
+@pytest.mark.parametrize("column", X1D_COLUMNS)
+def test_x1dints_columns_equal_jwst(lrs_case, ours, column):
+    with fits.open(ours["x1dints"]) as a, fits.open(lrs_case.jwst["x1dints"]) as b:
+        assert_close_where_finite(a["EXTRACT1D"].data[column], b["EXTRACT1D"].data[column], 1e-4, column)
+
+
+@pytest.mark.parametrize("column", ("DQ", "NPIXELS", "INT_NUM", "N_ALONGDISP", "SEGMENT"))
+def test_x1dints_integer_columns_identical(lrs_case, ours, column):
+    with fits.open(ours["x1dints"]) as a, fits.open(lrs_case.jwst["x1dints"]) as b:
+        np.testing.assert_array_equal(a["EXTRACT1D"].data[column], b["EXTRACT1D"].data[column])
+
+
+@pytest.mark.parametrize("product", ("calints", "x1dints"))
+def test_products_have_jwst_layout_and_keywords(lrs_case, ours, product):
+    with fits.open(ours[product]) as a, fits.open(lrs_case.jwst[product]) as b:
+        assert [h.name for h in a] == [h.name for h in b]
+        for ours_hdu, jwst_hdu in zip(a, b):
+            if ours_hdu.name == "ASDF":
+                continue
+            missing = set(jwst_hdu.header) - set(ours_hdu.header)
+            assert not missing, f"{ours_hdu.name}: keywords missing {sorted(missing)}"
+            for key in set(jwst_hdu.header) - IGNORED_KEYWORDS - {"COMMENT", "HISTORY", ""}:
+                if key.startswith("R_"):  # reference paths: same file name
+                    assert str(ours_hdu.header[key]).split("/")[-1] == str(jwst_hdu.header[key]).split("/")[-1]
+                elif isinstance(jwst_hdu.header[key], float):
+                    assert ours_hdu.header[key] == pytest.approx(jwst_hdu.header[key], rel=1e-9), key
+                else:
+                    assert ours_hdu.header[key] == jwst_hdu.header[key], (ours_hdu.name, key)
+
+
+def test_products_open_as_jwst_models(ours):
+    with datamodels.open(ours["calints"]) as cal:
+        assert type(cal).__name__ == "SlitModel" and cal.meta.wcs is not None
+        cal.validate()
+        assert cal.data.shape[0] == cal.int_times.shape[0]
+    with datamodels.open(ours["x1dints"]) as x1d:
+        assert type(x1d).__name__ == "TSOMultiSpecModel"
+        assert len(x1d.spec) == 1 and x1d.spec[0].spec_table.shape[0] == len(x1d.int_times)
+        x1d.validate()
+
+
+def _digest(paths):
+    """Hash of every data array and table of the products (headers carry the date)."""
+    h = hashlib.sha256()
+    for path in sorted(paths):
+        with fits.open(path) as hdul:
+            for hdu in hdul:
+                if hdu.name != "ASDF" and hdu.data is not None:
+                    h.update(np.ascontiguousarray(hdu.data).tobytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def reference_digest(lrs_synthetic, tmp_path_factory):
+    out = tmp_path_factory.mktemp("digest_all")
+    _, paths = spec2x.run(lrs_synthetic.rateints, out, refs=lrs_synthetic.refs, chunk_ints=1000)
+    return _digest(paths)
+
+
+@pytest.mark.parametrize("chunk", (1, 7))
+def test_chunking_never_changes_bytes(lrs_synthetic, tmp_path, reference_digest, chunk):
+    _, paths = spec2x.run(lrs_synthetic.rateints, tmp_path, refs=lrs_synthetic.refs, chunk_ints=chunk)
+    assert _digest(paths) == reference_digest
+
+
+@pytest.mark.parametrize("scheduler", ("threads", "processes", "synchronous"))
+def test_scheduler_never_changes_bytes(lrs_synthetic, tmp_path, reference_digest, scheduler):
+    with dask.config.set(scheduler=scheduler):
+        _, paths = spec2x.run(lrs_synthetic.rateints, tmp_path, refs=lrs_synthetic.refs, chunk_ints=3)
+    assert _digest(paths) == reference_digest
+
+
+def test_calibrate_is_lazy(lrs_synthetic):
+    def forbid(*args, **kwargs):
+        raise AssertionError("calibrate computed something")
+
+    with dask.config.set(scheduler=forbid):
+        result = spec2x.calibrate(lrs_synthetic.rateints, refs=lrs_synthetic.refs, chunk_ints=2)
+    assert result.spectra.flux.dims == ("integration", "spectral")
+    # graph size grows with the number of chunks, not with the data
+    assert len(result.spectra.flux.data.dask) < 40 * result.spectra.flux.data.numblocks[0] + 200
+
+
+def test_a_few_integrations_compute_alone(lrs_synthetic, tmp_path, reference_digest):
+    result = spec2x.calibrate(lrs_synthetic.rateints, refs=lrs_synthetic.refs, chunk_ints=1)
+    some = result.spectra.flux.isel(integration=[2, 5]).compute()
+    _, paths = spec2x.run(lrs_synthetic.rateints, tmp_path, refs=lrs_synthetic.refs)
+    with fits.open(next(p for p in paths if "x1dints" in p.name)) as x1d:
+        np.testing.assert_array_equal(some.values, x1d["EXTRACT1D"].data["FLUX"][[2, 5]])
+
+
+def test_zarr_holds_the_same_data(lrs_synthetic, tmp_path):
+    import zarr
+
+    _, fits_paths = spec2x.run(lrs_synthetic.rateints, tmp_path / "f", refs=lrs_synthetic.refs)
+    _, zarr_paths = spec2x.run(lrs_synthetic.rateints, tmp_path / "z", refs=lrs_synthetic.refs, fmt="zarr")
+    cal_fits = next(p for p in fits_paths if "calints" in p.name)
+    cal_zarr = zarr.open_group(str(next(p for p in zarr_paths if "calints" in p.name)), mode="r")
+    with fits.open(cal_fits) as hdul:
+        for ext in ("SCI", "DQ", "VAR_FLAT", "WAVELENGTH"):
+            np.testing.assert_array_equal(cal_zarr[ext][...], hdul[ext].data)
+        assert cal_zarr["SCI"].attrs["header"]["BUNIT"] == "MJy/sr"
+        assert cal_zarr.attrs["header"]["EXP_TYPE"] == "MIR_LRS-SLITLESS"
+    x1d_zarr = zarr.open_group(str(next(p for p in zarr_paths if "x1dints" in p.name)), mode="r")
+    with fits.open(next(p for p in fits_paths if "x1dints" in p.name)) as hdul:
+        np.testing.assert_array_equal(x1d_zarr["EXTRACT1D/FLUX"][...], hdul["EXTRACT1D"].data["FLUX"])
+
+
+def test_segments_equal_the_single_file(tmp_path, lrs_synthetic, reference_digest):
+    from spec2x.synthetic import make_miri_lrs_slitless
+
+    info = make_miri_lrs_slitless(tmp_path / "seg", nints=lrs_synthetic.info["nints"],
+                                  seed=lrs_synthetic.info["seed"], segments=3)
+    result = spec2x.calibrate(info["rateints"][::-1], refs=info["refs"], chunk_ints=4)
+    assert result.cube.sizes["integration"] == lrs_synthetic.info["nints"]
+    single = spec2x.calibrate(lrs_synthetic.rateints, refs=lrs_synthetic.refs, chunk_ints=4)
+    np.testing.assert_array_equal(result.spectra.flux.values, single.spectra.flux.values)
+    np.testing.assert_array_equal(result.cube.mjd_mid.values, single.cube.mjd_mid.values)
+    assert products.rootname(info["rateints"][0], 3).endswith("_mirimage")
