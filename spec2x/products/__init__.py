@@ -149,8 +149,9 @@ def _cube_model(cube: xr.Dataset, model_name: str, filename: str):
 def _model_from_keywords(model_name: str, primary: dict, sci: dict, cube: xr.Dataset, err: dict | None = None):
     """Let stdatamodels map header keywords onto the model's metadata, as reading a file would."""
     ny, nx = cube.sizes["y"], cube.sizes["x"]
-    hdulist = fits.HDUList([fits.PrimaryHDU(header=_header(primary)),
-                            fits.ImageHDU(np.zeros((1, ny, nx), np.float32), header=_header(sci), name="SCI")])
+    hdulist = fits.HDUList([fits.PrimaryHDU(header=_header(primary))])
+    if sci:
+        hdulist.append(fits.ImageHDU(np.zeros((1, ny, nx), np.float32), header=_header(sci), name="SCI"))
     if err:
         hdulist.append(fits.ImageHDU(np.zeros((1, ny, nx), np.float32), header=_header(err), name="ERR"))
     model = getattr(datamodels, model_name)(hdulist)
@@ -193,11 +194,8 @@ def _ordered(hdulist: fits.HDUList) -> fits.HDUList:
 def _spectra_model(result, filename: str, n_wave: int):
     spectra, cube = result.spectra, result.cube
     model = _model_from_keywords(result.plan.mode.x1d_model, spectra.attrs["primary"], {}, cube)
-    table = np.zeros(1, dtype=_spec_dtype(model, n_wave))
-    spec = datamodels.SpecModel(spec_table=table) if result.plan.mode.x1d_model == "MultiSpecModel" else None
-    if spec is None:
-        model.spec.append({"spec_table": table})
-        spec = model.spec[-1]
+    model.spec.append({"spec_table": np.zeros(1, dtype=_spec_dtype(model, n_wave))})
+    spec = model.spec[-1]
     for key, value in spectra.attrs.get("spec_meta", {}).items():
         setattr(spec, key, value)
     if cube.attrs.get("int_times") is not None:
@@ -223,8 +221,12 @@ def _spectra_output(result, out: Output, fmt: str):
         zarr_store.create_spectra(out, model, columns, spectra)
         return
     hdulist = fits_io.model_hdulist(model, {"EXTRACT1D": nints})
-    targets = fits_io.lay_out(str(out.temporary), hdulist, {"EXTRACT1D": nints})
     table_hdu = next(h for h in hdulist if h.name == "EXTRACT1D")
+    units = {c: spectra[c.lower()].attrs.get("units") for c in SPECTRAL_COLUMNS} | dict.fromkeys(TIME_COLUMNS, "d")
+    for column in table_hdu.columns:
+        if units.get(column.name):
+            column.unit = units[column.name]
+    targets = fits_io.lay_out(str(out.temporary), hdulist, {"EXTRACT1D": nints})
     dtype, zeros = fits_io.table_row_dtype(table_hdu)
     names = list(dtype.names)
     arrays = [columns[n] if columns[n].ndim == 2 else columns[n][:, None] for n in names]

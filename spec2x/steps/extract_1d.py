@@ -142,7 +142,7 @@ def _plan(ds: xr.Dataset, refs: dict):
     # Kernel layout is (spectral, cross): transpose for horizontal dispersion.
     prof_sc = np.ascontiguousarray(profile if not horizontal else profile.T, dtype=np.float64)
     bg_sc = None if bg is None else (bg if not horizontal else bg.T)
-    nspec, ncross = prof_sc.shape
+    ncross = prof_sc.shape[1]
     order = int(params["bkg_order"]) if params["bkg_fit"] == "poly" else 0
     if params["bkg_fit"] == "poly" and (order < 0 or order != params["bkg_order"]):
         raise RefError("extract_1d", "extract1d", "bkg_order must be an integer >= 0")
@@ -170,10 +170,7 @@ def _plan(ds: xr.Dataset, refs: dict):
     ap_size = ap_wl = np.zeros(2)
     ap_table = np.zeros((2, 2))
     if use_apcorr:
-        instrument = str(kw.get("INSTRUME", "")).upper()
-        wl_loc = np.median(wavelength) if instrument == "NIRSPEC" else wavelength.min()
-        ap_size, ap_wl, ap_table = _apcorr_grid(refs["apcorr"], kw, ds.attrs.get("wcs"), (ra, dec, wl_loc),
-                                                dispaxis)
+        ap_size, ap_wl, ap_table = _apcorr_grid(refs["apcorr"], kw)
 
     plan = Plan(rows=rows, prof=prof_sc, ap_cols=ap_cols, ap_n=ap_n, bg_cols=bg_cols, bg_n=bg_n,
                 ycoef=ycoef, bkg_mat=bkg_mat, mode=mode, half=params["smoothing_length"] // 2,
@@ -370,7 +367,7 @@ def _aperture_radec(wcs, profile):
     return float(coords[0]), float(coords[1])
 
 
-def _apcorr_grid(path, kw, wcs, location, dispaxis):
+def _apcorr_grid(path, kw):
     """(sizes in pixels, sorted wavelengths, apcorr[size, wavelength]) of the matching APCORR row."""
     try:
         with fits.open(path) as hdul:
@@ -392,28 +389,11 @@ def _apcorr_grid(path, kw, wcs, location, dispaxis):
     size = np.asarray(row["size"][:nsize], np.float64)
     corr = np.asarray(row["apcorr"][:nwl, :nsize], np.float64)
     if str(sizeunit).startswith("arcsec"):
-        size = size / (_cross_scale_deg(wcs, location, dispaxis) * 3600.0)
+        # jwst 3.0.0 fails here too (it divides the uint8 size column in place).
+        raise RefError("extract_1d", "apcorr", f"{path}: SIZEUNIT={sizeunit}; only pixel sizes are supported")
     order = np.argsort(wl)
     return size, wl[order], np.ascontiguousarray(corr[order].T)
 
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _cross_scale_deg(wcs, location, dispaxis):
-    """Sky size (deg) of one pixel across the dispersion at ``location`` (ra, dec, wavelength)."""
-    from astropy.coordinates import SkyCoord
-
-    if wcs is None or location[0] is None:
-        raise RefError("extract_1d", "apcorr", "sizes in arcsec need a WCS and a source position")
-    pix = np.array(wcs.invert(*location, with_bounding_box=False), dtype=np.float64)
-    spatial = np.nonzero(np.array(wcs.output_frame.axes_type) == "SPATIAL")[0]
-    delta = np.zeros_like(pix)
-    delta[spatial[0]] = 1
-    pts = np.vstack((pix, pix + delta, pix + np.roll(delta, 1))).T
-    world = wcs(*pts, with_bounding_box=False)
-    sky = SkyCoord(ra=world[spatial[0]], dec=world[spatial[1]], unit="deg")
-    xscale = abs(sky[0].separation(sky[1]).value)
-    yscale = abs(sky[0].separation(sky[2]).value)
-    return float(yscale) if dispaxis == HORIZONTAL else float(xscale)
