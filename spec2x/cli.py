@@ -7,6 +7,7 @@ and one line naming the file and the problem; no traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="spec2x: %(levelname)s: %(message)s")
     try:
         return {"run": _run, "plan": _plan, "demo": _demo}[args.command](args)
     except Spec2xError as exc:
@@ -110,7 +112,7 @@ def _demo(args) -> int:
     case = synthetic.make_miri_lrs_slitless(args.output_dir / "input", nints=args.nints, seed=1)
     refs = [f"{k}={v}" for k, v in case["refs"].items()]
     print(f"demo exposure: {case['rateints'][0]} ({args.nints} integrations)")
-    argv = ["run", *case["rateints"], "-o", str(args.output_dir / "products"), "--overwrite"]
+    argv = ["run", *map(str, case["rateints"]), "-o", str(args.output_dir / "products"), "--overwrite"]
     for ref in refs:
         argv += ["--ref", ref]
     return main(argv)

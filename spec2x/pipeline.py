@@ -41,7 +41,7 @@ def calibrate(exposure, refs=None, skip=(), chunk_ints: int | None = None, membe
     """
     ds = exposure if isinstance(exposure, xr.Dataset) else open_exposure(exposure, chunk_ints=chunk_ints)
     keywords = exposure_keywords(ds)
-    source = ds.attrs.get("filename", "exposure")
+    source = (ds.attrs.get("paths") or [ds.attrs.get("filename", "exposure")])[0]
     plan = modes.plan(keywords, members=members, skip=tuple(skip), source=source)
     missing = [s for s in plan.run if s not in plan.mode.implemented]
     if missing:

@@ -253,8 +253,9 @@ def dataset_from_calints(path, chunk=4):
     with fits.open(path) as hdul:
         dims = ("integration", "y", "x")
         data = {n.lower(): (dims, da.from_array(np.asarray(hdul[n].data), chunks=(chunk, -1, -1))) for n in CUBES}
-        times = hdul["INT_TIMES"].data
-        coords = {"integration": np.arange(hdul["SCI"].data.shape[0]),
+        nints = hdul["SCI"].data.shape[0]
+        times = hdul["INT_TIMES"].data[:nints]
+        coords = {"integration": np.arange(nints),
                   "wavelength": (("y", "x"), np.asarray(hdul["WAVELENGTH"].data, np.float64)),
                   "integration_number": ("integration", np.asarray(times["integration_number"])),
                   "mjd_mid": ("integration", np.asarray(times["int_mid_MJD_UTC"]))}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,14 +81,18 @@ def _hdu_bytes(hdu, first: bool) -> bytes:
     """The bytes astropy writes for one HDU (an extension is written behind an empty primary)."""
     if first:
         buf = io.BytesIO()
-        fits.HDUList([hdu]).writeto(buf)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Card is too long")  # long R_* paths, as jwst
+            fits.HDUList([hdu]).writeto(buf)
         return buf.getvalue()
     return _two_hdu_bytes(hdu)[BLOCK:]
 
 
 def _two_hdu_bytes(hdu) -> bytes:
     buf = io.BytesIO()
-    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Card is too long")
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
     return buf.getvalue()
 
 
