@@ -23,7 +23,7 @@ from spec2x.errors import InputError
 CUBE_EXTENSIONS = ("SCI", "ERR", "DQ", "VAR_POISSON", "VAR_RNOISE")
 VARIABLE_OF_EXTENSION = {"SCI": "sci", "ERR": "err", "DQ": "dq", "VAR_POISSON": "var_poisson",
                          "VAR_RNOISE": "var_rnoise"}
-TARGET_CHUNK_BYTES = 32 * 2**20
+TARGET_CHUNK_BYTES = 2 * 2**20  # ~17 LRS integrations: low task overhead, flat peak memory
 _SEGMENT = re.compile(r"-seg(\d{3})")
 
 
@@ -141,7 +141,7 @@ def open_exposure(source, chunk_ints: int | None = None) -> xr.Dataset:
 
     ``source`` is a path, a list of segment paths of one exposure, or an ASN ``.json`` path.
     A 2-D ``_rate`` image becomes one integration.  ``chunk_ints`` integrations per chunk
-    (default: about 32 MB of SCI per chunk).
+    (default: about 2 MB of SCI per chunk).
     """
     paths = _segment_paths([source] if isinstance(source, (str, Path)) else list(source))
     segments = [(p, *_read_segment(p)) for p in paths]
