@@ -34,7 +34,7 @@ STEP_REFTYPES = {
                    "collimator", "disperser", "fore", "fpa", "msa", "ote", "ifupost", "ifufore", "ifuslicer"),
     "flat_field": ("flat", "fflat", "sflat", "dflat"),
     "photom": ("photom", "area"),
-    "extract_1d": ("extract1d", "apcorr", "pastasoss", "specprofile", "speckernel", "psf"),
+    "extract_1d": ("extract1d", "apcorr", "psf"),  # NIRISS SOSS adds pastasoss, specprofile, speckernel
 }
 
 # The steps jwst's Spec2Pipeline calls (and so records as COMPLETE or SKIPPED) on its common path,

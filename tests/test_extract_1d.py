@@ -92,7 +92,6 @@ def test_flat_image_over_12_pixel_box(tmp_path):
     assert out.dq.dtype == np.uint32 and out.flux.dtype == np.float64
     np.testing.assert_allclose(out.wavelength, np.linspace(5.0, 10.0, 20), rtol=1e-7)
     assert out.attrs["extract1d"]["EXTRXSTR"] == 11 and out.attrs["extract1d"]["EXTRXSTP"] == 22
-    assert out.attrs["primary"]["S_EXTR1D"] == "COMPLETE"
     assert out.attrs["spec_meta"]["extraction_xstart"] == 11
     assert out.flux.attrs["units"] == "Jy" and out.sb_var_flat.attrs["units"] == "MJy^2 / sr^2"
 
@@ -234,7 +233,6 @@ def test_integration_coordinates_carried():
     out = spectra(ds, None)
     np.testing.assert_array_equal(out.integration_number, [5, 6, 7])
     np.testing.assert_array_equal(out.mjd_mid, [1.0, 2.0, 3.0])
-    assert out.attrs["primary"]["R_EXTR1D"] == "N/A"
     np.testing.assert_array_equal(out.npixels, 30.0)  # no reference: the whole frame
 
 
@@ -300,8 +298,6 @@ def test_parity_with_jwst_pipeline(lrs_case):
                 np.testing.assert_allclose(out.attrs["extract1d"][key], value, rtol=1e-12, err_msg=key)
             else:
                 assert out.attrs["extract1d"][key] == value, key
-        for key in ("S_EXTR1D", "R_EXTR1D"):
-            assert out.attrs["primary"][key] == hdul[0].header[key]
         assert "R_APCORR" not in hdul[0].header  # jwst has no keyword for it
 
 

@@ -165,3 +165,12 @@ def test_segments_equal_the_single_file(tmp_path, lrs_synthetic, reference_diges
     np.testing.assert_array_equal(result.spectra.flux.values, single.spectra.flux.values)
     np.testing.assert_array_equal(result.cube.mjd_mid.values, single.cube.mjd_mid.values)
     assert products.rootname(info["rateints"][0], 3).endswith("_mirimage")
+
+
+def test_spectrum_wcs_matches_jwst(lrs_case, ours):
+    with datamodels.open(ours["x1dints"]) as a, datamodels.open(lrs_case.jwst["x1dints"]) as b:
+        pixels = np.arange(0, a.spec[0].spec_table["WAVELENGTH"].shape[1], 37.5)
+        np.testing.assert_allclose(a.spec[0].meta.wcs(pixels), b.spec[0].meta.wcs(pixels), rtol=1e-12)
+        wavelengths = b.spec[0].spec_table["WAVELENGTH"][0][::50]
+        np.testing.assert_allclose(a.spec[0].meta.wcs.invert(0, 0, wavelengths),
+                                   b.spec[0].meta.wcs.invert(0, 0, wavelengths), rtol=1e-12)

@@ -18,7 +18,12 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 import xarray as xr
+from astropy.coordinates import ICRS
+from astropy import units as u
 from astropy.io import fits
+from astropy.modeling.models import Const1D, Mapping, Tabular1D
+from gwcs import coordinate_frames as cf
+from gwcs.wcs import WCS
 from stdatamodels.jwst import datamodels
 
 from spec2x.errors import Spec2xError
@@ -198,10 +203,32 @@ def _spectra_model(result, filename: str, n_wave: int):
     spec = model.spec[-1]
     for key, value in spectra.attrs.get("spec_meta", {}).items():
         setattr(spec, key, value)
+    wavelength = spectra["wavelength"]
+    if wavelength.ndim == 1 and spec.slit_ra is not None:
+        spec.meta = {"wcs": spectral_wcs(spec.slit_ra, spec.slit_dec, np.asarray(wavelength.values, np.float64))}
     if cube.attrs.get("int_times") is not None:
         model.int_times = cube.attrs["int_times"]
     model.meta.filename = filename
     return model
+
+
+def spectral_wcs(ra: float, dec: float, wavelength: np.ndarray) -> WCS:
+    """The 1-D WCS jwst attaches to each extracted spectrum: spectral pixel -> (RA, Dec, wavelength)."""
+    pixel_frame = cf.CoordinateFrame(naxes=1, axes_type=("SPATIAL",), axes_order=(0,), unit=(u.pix,),
+                                     name="pixel_frame")
+    world = cf.CompositeFrame([cf.CelestialFrame(name="sky", axes_order=(0, 1), reference_frame=ICRS()),
+                               cf.SpectralFrame(name="spectral", axes_order=(2,), unit=(u.micron,),
+                                                axes_names=("wavelength",))], name="world")
+    pixel = np.arange(len(wavelength), dtype=float)
+    transform = Mapping((0, 0, 0)) | Const1D(ra) & Const1D(dec) & Tabular1D(
+        points=pixel, lookup_table=wavelength, bounds_error=False, fill_value=None)
+    transform.name = "pixel_to_world"
+    step = np.diff(wavelength)
+    if np.all(step > 0) or np.all(step < 0):
+        order = slice(None) if step[0] > 0 else slice(None, None, -1)
+        transform.inverse = Mapping((2,)) | Tabular1D(points=wavelength[order], lookup_table=pixel[order],
+                                                      bounds_error=False)
+    return WCS([(pixel_frame, transform), (world, None)])
 
 
 def _spec_dtype(model, n_wave: int) -> np.dtype:

@@ -13,7 +13,6 @@ jwst's default step parameters are assumed (box extraction, background from the 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 
 import dask
@@ -77,11 +76,8 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
             column = column.astype(np.uint32)
         data_vars[name] = (dims, column, {"units": units[name]} if units.get(name) else {})
     coords = {name: c for name, c in ds.coords.items() if c.dims == ("integration",)}
-    ref = refs.get("extract1d")
-    primary = {**ds.attrs.get("primary", {}), "S_EXTR1D": "COMPLETE",
-               "R_EXTR1D": os.path.abspath(ref) if ref else "N/A"}
     attrs = {k: v for k, v in ds.attrs.items() if k != "wcs"}
-    attrs.update(primary=primary, sci=dict(ds.attrs.get("sci", {})), extract1d=ext_header,
+    attrs.update(extract1d=ext_header,
                  spec_meta={SPEC_META[k]: v for k, v in ext_header.items()})
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
