@@ -57,7 +57,7 @@ def make_case(workdir: Path, nints: int) -> dict:
     from spec2x.synthetic import make_miri_lrs_slitless
 
     case = workdir / f"case{nints}"
-    marker = case / "case.json"
+    marker = case / "bench_case.json"
     if marker.exists():
         return json.loads(marker.read_text())
     t0 = time.perf_counter()
@@ -119,7 +119,7 @@ def main():
         if not a.keep:
             for p in case["rateints"]:
                 Path(p).unlink()
-            (a.workdir / f"case{n}" / "case.json").unlink()
+            (a.workdir / f"case{n}" / "bench_case.json").unlink()
     print("| nints | input MB | spec2x s | spec2x peak MB | spec2x MB/s | jwst s | jwst peak MB | speed-up |")
     for r in rows:
         print(f"| {r['nints']} | {r['input_mb']} | {r['spec2x_s']} | {r['spec2x_peak_mb']} | {r['spec2x_mb_per_s']} "

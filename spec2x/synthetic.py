@@ -16,21 +16,21 @@ stdatamodels, the data are written at their offsets; the file is byte-identical 
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import mmap
 import re
 from pathlib import Path
-from unittest import mock
 
+import asdf
 import numpy as np
 from astropy import units as u
-from astropy.io import fits
 from astropy.modeling import models
 from stdatamodels import fits_support
 from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
+
+from spec2x.products import fitsfile
 
 # Geometry (pysiaf, MIRI, PRDOPSSOC-075)
 SUB_NAME = "SLITLESSPRISM"
@@ -108,15 +108,13 @@ def transit(t_mjd, tc, depth=TRANSIT_DEPTH, dur=0.06):
 # ---------------------------------------------------------------------------------------------
 def _save(model, path):
     """Validate and save with a fixed DATE, so rebuilt files are byte-identical (cache keys)."""
-    orig = type(model).on_save
-
-    def on_save(self, init):
-        orig(self, init)
-        self.meta.date = FILE_DATE
-
-    with mock.patch.object(type(model), "on_save", on_save):
-        model.validate()
-        model.save(str(path))
+    model.on_save(str(path))
+    model.meta.date = FILE_DATE
+    model.validate()
+    if Path(path).suffix == ".asdf":
+        asdf.AsdfFile(model._instance).write_to(str(path))
+    else:
+        fits_support.to_fits(model._instance, model._schema).writeto(str(path), overwrite=True)
 
 
 def _ref_meta(m, reftype, p_exptype="MIR_LRS-FIXEDSLIT|MIR_LRS-SLITLESS|", exp_type="MIR_LRS-SLITLESS",
@@ -391,13 +389,6 @@ def _lazy_array(shape, dtype):
     return np.frombuffer(mmap.mmap(-1, nbytes), dtype=dtype, count=math.prod(shape)).reshape(shape)
 
 
-def _hdu_bytes(hdu) -> bytes:
-    """An extension HDU (header + padded data) exactly as astropy writes it."""
-    buf = io.BytesIO()
-    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
-    return buf.getvalue()[2880:]
-
-
 def _write_streamed(path, model, fill, nrows, chunk):
     """Write ``model`` (whose cubes are lazy placeholders) to ``path`` as stdatamodels would, with the
     cube data produced by ``fill(j0, j1)`` (file-local integration range) and written chunk by chunk."""
@@ -406,28 +397,11 @@ def _write_streamed(path, model, fill, nrows, chunk):
     model.validate()
     hdul = fits_support.to_fits(model._instance, model._schema)
     tmp = Path(str(path) + ".part")
-    offsets = {}
-    with open(tmp, "wb") as f:
-        for k, hdu in enumerate(hdul):
-            if k == 0:
-                f.write(hdu.header.tostring().encode("ascii"))
-            elif hdu.name in CUBES:
-                f.write(hdu.header.tostring().encode("ascii"))
-                offsets[hdu.name] = f.tell()
-                nbytes = hdu.data.nbytes
-                f.seek(nbytes + (-nbytes) % 2880, 1)
-            else:
-                f.write(_hdu_bytes(hdu))
-        f.truncate()
-        frame = YSIZE * XSIZE * 4
-        for j0 in range(0, nrows, chunk):
-            j1 = min(nrows, j0 + chunk)
-            for name, arr in fill(j0, j1).items():
-                f.seek(offsets[name] + j0 * frame)
-                if arr.dtype == np.uint32:                          # stored as int32 with BZERO=2**31
-                    f.write((arr ^ np.uint32(2**31)).astype(">u4").data)
-                else:
-                    f.write(arr.astype(">f4").data)
+    targets = fitsfile.lay_out(str(tmp), hdul, dict.fromkeys(CUBES, nrows))
+    for j0 in range(0, nrows, chunk):
+        j1 = min(nrows, j0 + chunk)
+        for name, arr in fill(j0, j1).items():
+            targets[name][j0:j1] = arr
     tmp.replace(path)
 
 

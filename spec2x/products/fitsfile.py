@@ -102,7 +102,9 @@ def _padded(n: int) -> int:
 
 def lay_out(path: str, hdulist: fits.HDUList, streamed: dict) -> dict:
     """Write ``hdulist`` to ``path`` with the extensions in ``streamed`` (EXTNAME -> length of axis 0)
-    declared at full length and their data left as reserved space.
+    declared at full length and their data left as reserved space.  Only the first row of a
+    streamed extension's data is looked at, so it may be a one-integration template or a lazy
+    placeholder of full length.
 
     Returns EXTNAME -> RegionTarget for the streamed extensions.
     """
@@ -112,7 +114,8 @@ def lay_out(path: str, hdulist: fits.HDUList, streamed: dict) -> dict:
             if i == 0 or hdu.name not in streamed:
                 f.write(_hdu_bytes(hdu, i == 0))
                 continue
-            header = fits.open(io.BytesIO(_two_hdu_bytes(hdu)))[1].header.copy()
+            probe = type(hdu)(data=hdu.data[:1], header=hdu.header.copy(), name=hdu.name)
+            header = fits.open(io.BytesIO(_two_hdu_bytes(probe)))[1].header.copy()
             if isinstance(hdu, fits.BinTableHDU):
                 header["NAXIS2"] = streamed[hdu.name]
                 row_bytes, kind = header["NAXIS1"], "rows"
