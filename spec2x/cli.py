@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--scheduler", default="threads", help="threads | processes | local:N | tcp://HOST:PORT")
     run.add_argument("--format", choices=("fits", "zarr"), default="fits")
     run.add_argument("--overwrite", action="store_true", help="replace existing products")
+    run.add_argument("--resume", action="store_true", help="continue an interrupted run from its finished chunks")
     run.add_argument("--save-bsub", action="store_true", help="also write _bsub/_bsubints (background modes)")
     run.add_argument("--save-wfss-esec", action="store_true", help="also write WFSS _esec images")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -87,8 +88,9 @@ def _run(args) -> int:
     from spec2x import products
 
     with scheduling.scheduler(args.scheduler) as client:
-        store = scheduling.storer(client, show=not args.quiet and sys.stderr.isatty(), total=nints)
-        paths = products.write(result, args.output_dir, fmt=args.format, overwrite=args.overwrite, store=store)
+        run = scheduling.runner(client, show=not args.quiet and sys.stderr.isatty(), total=nints)
+        paths = products.write(result, args.output_dir, fmt=args.format, overwrite=args.overwrite,
+                               resume=args.resume, run=run)
     wall = time.perf_counter() - started
     for path in paths:
         print(path)

@@ -10,7 +10,7 @@ import xarray as xr
 
 import spec2x
 from spec2x import modes
-from spec2x.errors import NotImplementedForMode
+from spec2x.errors import NotImplementedForMode, Spec2xError
 from spec2x.exposure import open_exposure
 from spec2x.meta import cal_step_keyword, exposure_keywords, ref_file_keyword, with_keywords
 from spec2x.refs import RefSet, ref_keyword_value
@@ -49,6 +49,8 @@ def calibrate(exposure, refs=None, skip=(), chunk_ints: int | None = None, membe
                                     f"EXP_TYPE={keywords.get('EXP_TYPE')} ({plan.mode.name})")
     refset = _refset(refs)
     chosen = {step: _resolve(refset, plan, step, keywords) for step in plan.run}
+    if "assign_wcs" in plan.run and chosen["assign_wcs"] is None:  # jwst stops when it has no WCS
+        raise Spec2xError(f"{source}: assign_wcs has an N/A reference; nothing can be calibrated without a WCS")
     ran = [s for s in plan.run if chosen[s] is not None]
     for step in plan.run:
         if chosen[step] is None:
@@ -115,10 +117,10 @@ def _record_skipped(ds: xr.Dataset, plan: modes.Plan, path: tuple) -> xr.Dataset
     return with_keywords(ds, primary=primary)
 
 
-def run(inputs, outdir, refs=None, skip=(), chunk_ints=None, fmt="fits", overwrite=False, store=None):
+def run(inputs, outdir, refs=None, skip=(), chunk_ints=None, fmt="fits", overwrite=False, resume=False):
     """Calibrate an exposure and write its products into ``outdir``; returns (Calibrated, [paths])."""
     from spec2x import products
 
     result = calibrate(inputs, refs=refs, skip=skip, chunk_ints=chunk_ints)
-    paths = products.write(result, Path(outdir), fmt=fmt, overwrite=overwrite, store=store)
+    paths = products.write(result, Path(outdir), fmt=fmt, overwrite=overwrite, resume=resume)
     return result, paths

@@ -7,11 +7,11 @@ import contextlib
 import sys
 
 import dask
-import dask.array as da
 from dask.callbacks import Callback
 from tqdm import tqdm
 
 from spec2x.errors import Spec2xError
+from spec2x.products.chunks import TASK_PREFIX
 
 
 @contextlib.contextmanager
@@ -46,39 +46,33 @@ def scheduler(spec: str | None):
 
 
 class IntegrationProgress(Callback):
-    """A tqdm bar over integrations, advanced when every stored array has written a chunk."""
+    """A tqdm bar over integrations, advanced as each chunk task finishes writing."""
 
-    def __init__(self, sources, total: int, enabled: bool = True):
+    def __init__(self, total: int, enabled: bool = True):
         super().__init__()
-        self.chunks = sources[0].chunks[0]
-        self.needed = len(sources)
-        self.done = {}
         self.bar = tqdm(total=total, unit="int", desc="spec2x", disable=not enabled, smoothing=0.1)
 
     def _posttask(self, key, result, dsk, state, id):
-        if isinstance(key, tuple) and str(key[0]).startswith("store-map") and len(key) > 1:
-            i = key[1]
-            self.done[i] = self.done.get(i, 0) + 1
-            if self.done[i] == self.needed:
-                self.bar.update(self.chunks[i])
+        if str(key).startswith(TASK_PREFIX):
+            self.bar.update(result)
 
     def _finish(self, dsk, state, errored):
         self.bar.close()
 
 
-def storer(client, show: bool, total: int):
-    """A ``store(sources, targets)`` for ``products.write`` that draws a progress bar when ``show``."""
+def runner(client, show: bool, total: int):
+    """A ``run(tasks)`` for ``products.write``: a progress bar locally, dask's own on a cluster."""
 
-    def store(sources, targets):
+    def run(tasks):
         if client is None:
-            with IntegrationProgress(sources, total, show):
-                da.store(sources, targets, lock=False)
+            with IntegrationProgress(total, show):
+                dask.compute(*tasks)
             return
-        future = client.compute(da.store(sources, targets, lock=False, compute=False))
+        futures = client.compute(tasks)
         if show:
             from distributed import progress
 
-            progress(future)
-        future.result()
+            progress(futures)
+        client.gather(futures)
 
-    return store
+    return run

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from gwcs.wcs import WCS
 from stdatamodels.jwst import datamodels
 
 from spec2x.errors import Spec2xError
+from spec2x.products import chunks
 from spec2x.products import fitsfile as fits_io
 from spec2x.products import zarr_store
 
@@ -93,11 +93,13 @@ def plan_outputs(result, outdir: Path, fmt: str, overwrite: bool) -> dict:
     return names
 
 
-def write(result, outdir, fmt: str = "fits", overwrite: bool = False, store=None) -> list[Path]:
+def write(result, outdir, fmt: str = "fits", overwrite: bool = False, resume: bool = False, run=None) -> list[Path]:
     """Compute ``result`` chunk by chunk into its products in ``outdir``; returns the final paths.
 
-    ``store(sources, targets)`` runs the computation (default: ``dask.array.store`` on the current
-    scheduler); ``spec2x.scheduling.storer`` adds a progress bar and dask.distributed.
+    Products grow under temporary names (``.<name>.partial``) with a journal of finished chunks
+    (``.<root>.spec2x-run/``); ``resume`` continues an interrupted run of the same inputs from its
+    journal.  ``run(tasks)`` computes the chunk tasks (default: dask's current scheduler;
+    ``spec2x.scheduling.runner`` adds a progress bar and dask.distributed).
     """
     outdir = Path(outdir)
     if not outdir.is_dir():
@@ -108,27 +110,38 @@ def write(result, outdir, fmt: str = "fits", overwrite: bool = False, store=None
     if not os.access(outdir, os.W_OK):
         raise Spec2xError(f"{outdir}: output folder is not writable")
     finals = plan_outputs(result, outdir, fmt, overwrite)
-    outputs = []
+    outputs = {kind: Output(final, outdir / f".{final.name}.partial") for kind, final in finals.items()}
+    journal = chunks.Journal(outdir / f".{next(iter(finals.values())).name.rsplit('_', 1)[0]}.spec2x-run")
+    reuse = False
     try:
-        for kind, final in finals.items():
-            temporary = outdir / f".{final.name}.{uuid.uuid4().hex[:8]}.partial"
-            out = Output(final, temporary)
-            outputs.append(out)
-            builder = {"cal": _cube_output, "x1d": _spectra_output}[kind]
-            builder(result, out, fmt)
-        sources = [s for o in outputs for s in o.sources]
-        targets = [t for o in outputs for t in o.targets]
-        if store is None:
-            da.store(sources, targets, lock=False)
-        else:
-            store(sources, targets)
-        for out in outputs:
+        sources_chunks = result.cube["sci"].data.chunks[0]
+        fingerprint = chunks.fingerprint(result, fmt, sources_chunks)
+        if resume and journal.fingerprint() is not None:
+            if journal.fingerprint() != fingerprint:
+                raise Spec2xError(f"{journal.folder}: the interrupted run had other inputs, references or "
+                                  "chunking; run again without --resume")
+            reuse = all(o.temporary.exists() for o in outputs.values())
+        if not reuse:
+            journal.start(fingerprint)
+        for kind, out in outputs.items():
+            {"cal": _cube_output, "x1d": _spectra_output}[kind](result, out, fmt, reuse)
+        sources = [s for o in outputs.values() for s in o.sources]
+        targets = [t for o in outputs.values() for t in o.targets]
+        todo = chunks.tasks(sources, targets, journal, skip=journal.done() if reuse else frozenset())
+        (run or chunks.compute)(todo)
+        for out in outputs.values():
             out.commit()
-    except BaseException:
-        for out in outputs:
+        journal.remove()
+    except KeyboardInterrupt:
+        raise  # keep the partial products and the journal: --resume continues from them
+    except BaseException as exc:
+        for out in outputs.values():
             out.discard()
+        journal.remove()
+        if isinstance(exc, OSError) and not isinstance(exc, Spec2xError):
+            raise Spec2xError(f"{outdir}: writing products failed ({exc.strerror or exc})") from None
         raise
-    return [o.final for o in outputs]
+    return [o.final for o in outputs.values()]
 
 
 # ---------------------------------------------------------------- calibrated cube
@@ -173,17 +186,17 @@ def _header(keywords: dict) -> fits.Header:
     return header
 
 
-def _cube_output(result, out: Output, fmt: str):
+def _cube_output(result, out: Output, fmt: str, reuse: bool):
     cube = result.cube
     nints = cube.sizes["integration"]
     model = _cube_model(cube, result.plan.mode.cal_model, out.final.name)
     arrays = {CUBE_EXTENSIONS[v]: cube[v].data for v in CUBE_EXTENSIONS if v in cube}
     if fmt == "zarr":
-        zarr_store.create_cube(out, model, arrays, cube)
+        zarr_store.create_cube(out, model, arrays, cube, reuse)
         return
     hdulist = fits_io.model_hdulist(model, {ext: nints for ext in arrays})
     hdulist = _ordered(hdulist)
-    targets = fits_io.lay_out(str(out.temporary), hdulist, {ext: nints for ext in arrays})
+    targets = fits_io.lay_out(str(out.temporary), hdulist, {ext: nints for ext in arrays}, reuse)
     for ext, arr in arrays.items():
         out.sources.append(arr)
         out.targets.append(targets[ext])
@@ -238,14 +251,14 @@ def _spec_dtype(model, n_wave: int) -> np.dtype:
                      else (c["name"], np.dtype(c["datatype"])) for c in schema["datatype"]])
 
 
-def _spectra_output(result, out: Output, fmt: str):
+def _spectra_output(result, out: Output, fmt: str, reuse: bool):
     spectra = result.spectra
     nints = spectra.sizes["integration"]
     n_wave = spectra.sizes["spectral"]
     model = _spectra_model(result, out.final.name, n_wave)
     columns = _spectral_columns(result)
     if fmt == "zarr":
-        zarr_store.create_spectra(out, model, columns, spectra)
+        zarr_store.create_spectra(out, model, columns, spectra, reuse)
         return
     hdulist = fits_io.model_hdulist(model, {"EXTRACT1D": nints})
     table_hdu = next(h for h in hdulist if h.name == "EXTRACT1D")
@@ -253,7 +266,7 @@ def _spectra_output(result, out: Output, fmt: str):
     for column in table_hdu.columns:
         if units.get(column.name):
             column.unit = units[column.name]
-    targets = fits_io.lay_out(str(out.temporary), hdulist, {"EXTRACT1D": nints})
+    targets = fits_io.lay_out(str(out.temporary), hdulist, {"EXTRACT1D": nints}, reuse)
     dtype, zeros = fits_io.table_row_dtype(table_hdu)
     names = list(dtype.names)
     arrays = [columns[n] if columns[n].ndim == 2 else columns[n][:, None] for n in names]

@@ -100,14 +100,17 @@ def _padded(n: int) -> int:
     return -(-n // BLOCK) * BLOCK
 
 
-def lay_out(path: str, hdulist: fits.HDUList, streamed: dict) -> dict:
+def lay_out(path: str, hdulist: fits.HDUList, streamed: dict, reuse: bool = False) -> dict:
     """Write ``hdulist`` to ``path`` with the extensions in ``streamed`` (EXTNAME -> length of axis 0)
     declared at full length and their data left as reserved space.  Only the first row of a
     streamed extension's data is looked at, so it may be a one-integration template or a lazy
     placeholder of full length.
 
-    Returns EXTNAME -> RegionTarget for the streamed extensions.
+    Returns EXTNAME -> RegionTarget for the streamed extensions.  With ``reuse`` the file at ``path``
+    (laid out by an earlier, interrupted run) is kept and only its offsets are read.
     """
+    if reuse:
+        return existing_targets(path, streamed)
     targets = {}
     with open(path, "wb") as f:
         for i, hdu in enumerate(hdulist):
@@ -116,19 +119,28 @@ def lay_out(path: str, hdulist: fits.HDUList, streamed: dict) -> dict:
                 continue
             probe = type(hdu)(data=hdu.data[:1], header=hdu.header.copy(), name=hdu.name)
             header = fits.open(io.BytesIO(_two_hdu_bytes(probe)))[1].header.copy()
-            if isinstance(hdu, fits.BinTableHDU):
-                header["NAXIS2"] = streamed[hdu.name]
-                row_bytes, kind = header["NAXIS1"], "rows"
-            else:
-                axis = f"NAXIS{header['NAXIS']}"
-                header[axis] = streamed[hdu.name]
-                row_bytes = abs(header["BITPIX"]) // 8 * int(np.prod(hdu.data.shape[1:]))
-                kind = "uint32" if header.get("BZERO") == 2**31 else {-32: "float32", -64: "float64"}[header["BITPIX"]]
+            header[f"NAXIS{header['NAXIS']}"] = streamed[hdu.name]
             f.write(header.tostring().encode("ascii"))
-            targets[hdu.name] = RegionTarget(path, f.tell(), row_bytes, kind)
+            targets[hdu.name] = _target(path, header, f.tell())
+            row_bytes = targets[hdu.name].row_bytes
             f.seek(_padded(streamed[hdu.name] * row_bytes), os.SEEK_CUR)
         f.truncate(f.tell())
     return targets
+
+
+def _target(path: str, header: fits.Header, offset: int) -> RegionTarget:
+    if header["XTENSION"] == "BINTABLE":
+        return RegionTarget(path, offset, header["NAXIS1"], "rows")
+    row_bytes = abs(header["BITPIX"]) // 8 * int(np.prod([header[f"NAXIS{k}"] for k in range(1, header["NAXIS"])]))
+    kind = "uint32" if header.get("BZERO") == 2**31 else {-32: "float32", -64: "float64"}[header["BITPIX"]]
+    return RegionTarget(path, offset, row_bytes, kind)
+
+
+def existing_targets(path: str, streamed: dict) -> dict:
+    """RegionTargets of the streamed extensions of a file laid out earlier by ``lay_out``."""
+    with fits.open(path, lazy_load_hdus=False) as hdul:
+        return {hdu.name: _target(path, hdu.header, hdul.fileinfo(i)["datLoc"])
+                for i, hdu in enumerate(hdul) if hdu.name in streamed}
 
 
 def table_row_dtype(hdu: fits.BinTableHDU) -> tuple[np.dtype, dict]:

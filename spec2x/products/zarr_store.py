@@ -55,8 +55,19 @@ def _table(model):
     return np.asarray(table) if table is not None and len(table) else None
 
 
-def create_cube(out, model, arrays: dict, cube):
-    """Create the store of a calibrated cube; ``out`` gets (dask array, zarr array) pairs to fill."""
+def _reopen(out, arrays: dict, prefix: str):
+    root = zarr.open_group(str(out.temporary), mode="r+", zarr_format=3)
+    for name, arr in arrays.items():
+        out.sources.append(arr)
+        out.targets.append(root[prefix + name])
+
+
+def create_cube(out, model, arrays: dict, cube, reuse: bool = False):
+    """Create the store of a calibrated cube (or reopen an interrupted one); ``out`` gets
+    (dask array, zarr array) pairs to fill."""
+    if reuse:
+        _reopen(out, arrays, "")
+        return
     nints = cube.sizes["integration"]
     headers = _headers(model, {ext: nints for ext in arrays})
     root = zarr.open_group(str(out.temporary), mode="w", zarr_format=3)
@@ -76,8 +87,11 @@ def create_cube(out, model, arrays: dict, cube):
     _int_times(root, _table(model))
 
 
-def create_spectra(out, model, columns: dict, spectra):
+def create_spectra(out, model, columns: dict, spectra, reuse: bool = False):
     """Create the store of extracted spectra: EXTRACT1D/<COLUMN> arrays over (integration[, spectral])."""
+    if reuse:
+        _reopen(out, columns, "EXTRACT1D/")
+        return
     nints = spectra.sizes["integration"]
     headers = _headers(model, {"EXTRACT1D": nints})
     root = zarr.open_group(str(out.temporary), mode="w", zarr_format=3)

@@ -2,10 +2,11 @@
 
 Every step module exposes
 
-    REFTYPES: tuple[str, ...]          reference types the step asks for (jwst's lower-case names)
     def run(ds: xr.Dataset, refs: dict[str, str | None]) -> xr.Dataset
 
-``refs`` maps each of ``REFTYPES`` to a checked path, or None when the user said N/A.  ``run`` is lazy:
+``refs`` maps the reference types the mode table (``spec2x.modes``) lists for the step to a checked
+path, or None when N/A.  The pipeline records S_xxxxx/R_xxxxx keywords; a step only sets its own
+S_xxxxx to SKIPPED when it finds nothing to do.  ``run`` is lazy:
 it never computes the cube; anything that does not change between integrations (wavelength map,
 flat, conversion factors) is built once as a small numpy array and broadcast.
 
@@ -16,8 +17,8 @@ The Dataset every step receives and returns:
 * ``(y, x)`` coordinates added by steps: ``wavelength`` (assign_wcs, float64, NaN outside the
   bounding box), ``area`` (photom);
 * ``integration`` coordinates: ``integration_number`` and the INT_TIMES columns;
-* ``attrs["primary"]`` and ``attrs["sci"]``: FITS keywords of the PRIMARY and SCI headers, as plain
-  dicts.  A step returns new dicts (never mutates) with its status keyword ``S_xxxxx``, its reference
-  keywords ``R_xxxxx`` and what else jwst records, in the header where jwst writes them;
+* ``attrs["primary"]``, ``attrs["sci"]`` (and ``attrs["err"]`` once set): FITS keywords of the PRIMARY,
+  SCI and ERR headers, as plain dicts.  A step returns new dicts (never mutates) with what jwst
+  records, in the header where jwst writes it;
 * ``attrs["wcs"]``: the gwcs object, once assign_wcs has run.
 """

@@ -41,7 +41,6 @@ from spec2x.meta import keyword, with_keywords
 
 log = logging.getLogger(__name__)
 
-REFTYPES = ("distortion", "specwcs")
 DISPERSION_AXIS = {"MIR_LRS-SLITLESS": 2}
 SPLINE_SMOOTHING = 0.002
 N_REFERENCE_COLUMNS = 4
@@ -295,9 +294,6 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
     exp_type = str(keyword(ds, "EXP_TYPE", "")).upper()
     if exp_type not in DISPERSION_AXIS:
         raise NotImplementedForMode(f"assign_wcs: EXP_TYPE={exp_type} is not implemented (only MIR_LRS-SLITLESS)")
-    for reftype in REFTYPES:
-        if not refs.get(reftype):
-            raise RefError("assign_wcs", reftype, f"a {reftype} reference is required for {exp_type}")
     spec = read_specwcs(refs["specwcs"])
     p = pointing_of(ds)
     wcs = lrs_slitless_wcs(p, spec, read_distortion(refs["distortion"]))

@@ -25,7 +25,6 @@ from kernels import extract1d as k1d
 from spec2x.errors import NotImplementedForMode, RefError
 from spec2x.meta import exposure_keywords
 
-REFTYPES = ("extract1d", "apcorr", "psf")
 HORIZONTAL = 1
 CUBES = ("sci", "err", "dq", "var_poisson", "var_rnoise", "var_flat")
 # EXTRACT1D header keyword -> SpecModel attribute (what product writers set).

@@ -17,7 +17,6 @@ from spec2x.dq import PIXEL, match_nans_and_flags, remap_dq
 from spec2x.errors import NotImplementedForMode, RefError
 from spec2x.meta import keyword, with_keywords
 
-REFTYPES = ("flat", "fflat", "sflat", "dflat")
 NIRSPEC_SPECTRAL = ("NRS_AUTOWAVE", "NRS_BRIGHTOBJ", "NRS_FIXEDSLIT", "NRS_IFU", "NRS_LAMP", "NRS_MSASPEC")
 _FULL_FRAME = {"MIRI": (1024, 1032)}  # other instruments: 2048 x 2048
 

@@ -19,7 +19,6 @@ from spec2x.dq import DO_NOT_USE, match_nans_and_flags
 from spec2x.errors import NotImplementedForMode, RefError
 from spec2x.meta import keyword, with_keywords
 
-REFTYPES = ("photom", "area")
 MJSR_TO_UJA2 = (u.megajansky / u.steradian).to(u.microjansky / u.arcsecond / u.arcsecond)
 _MICRONS_100 = 1.0e-4  # 100 microns in metres: smaller table wavelengths are in metres
 _VARIANCES = ("var_poisson", "var_rnoise", "var_flat")

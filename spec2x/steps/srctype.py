@@ -25,7 +25,6 @@ from spec2x.meta import exposure_keywords, with_keywords
 
 log = logging.getLogger(__name__)
 
-REFTYPES = ()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,152 @@
+"""Interrupted runs: the journal of finished chunks, --resume, and failures mid-write."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+import spec2x
+from spec2x import products
+from spec2x.errors import Spec2xError
+from spec2x.products import chunks, fitsfile
+from spec2x.synthetic import make_miri_lrs_slitless
+
+
+def _digest(folder, fmt="fits"):
+    """Hash of every data array of the products in ``folder`` (headers carry the date)."""
+    h = hashlib.sha256()
+    for path in sorted(Path(folder).glob(f"*.{fmt}")):
+        if fmt == "fits":
+            with fits.open(path) as hdul:
+                for hdu in hdul:
+                    if hdu.name != "ASDF" and hdu.data is not None:
+                        h.update(np.ascontiguousarray(hdu.data).tobytes())
+        else:
+            import zarr
+
+            def visit(group):
+                for name, arr in sorted(group.arrays()):
+                    h.update(np.ascontiguousarray(arr[...]).tobytes())
+                for _, sub in sorted(group.groups()):
+                    visit(sub)
+
+            visit(zarr.open_group(str(path), mode="r"))
+    return h.hexdigest()
+
+
+def _interrupted_after(n_chunks):
+    """A ``run`` that writes the first chunks, then stops as a kill would."""
+
+    def run(tasks):
+        import dask
+
+        dask.compute(*tasks[:n_chunks])
+        raise KeyboardInterrupt
+
+    return run
+
+
+@pytest.mark.parametrize("fmt", ("fits", "zarr"))
+def test_resume_gives_the_bytes_of_an_uninterrupted_run(lrs_synthetic, tmp_path, fmt):
+    ref = tmp_path / "ref"
+    spec2x.run(lrs_synthetic.rateints, ref, refs=lrs_synthetic.refs, chunk_ints=2, fmt=fmt)
+    out = tmp_path / "out"
+    result = spec2x.calibrate(lrs_synthetic.rateints, refs=lrs_synthetic.refs, chunk_ints=2)
+    with pytest.raises(KeyboardInterrupt):
+        products.write(result, out, fmt=fmt, run=_interrupted_after(3))
+    journal = next(out.glob(".*.spec2x-run"))
+    assert chunks.Journal(journal).done() == {0, 1, 2}
+    assert not list(out.glob(f"*.{fmt}"))                    # nothing at a final name yet
+    spec2x.run(lrs_synthetic.rateints, out, refs=lrs_synthetic.refs, chunk_ints=2, fmt=fmt, resume=True)
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in ref.iterdir())
+    assert _digest(out, fmt) == _digest(ref, fmt)
+
+
+def test_resume_redoes_a_chunk_that_was_half_written(lrs_synthetic, tmp_path):
+    ref = tmp_path / "ref"
+    spec2x.run(lrs_synthetic.rateints, ref, refs=lrs_synthetic.refs, chunk_ints=4)
+    out = tmp_path / "out"
+    result = spec2x.calibrate(lrs_synthetic.rateints, refs=lrs_synthetic.refs, chunk_ints=4)
+    with pytest.raises(KeyboardInterrupt):
+        products.write(result, out, run=_interrupted_after(1))
+    partial = next(out.glob(".*calints.fits.partial"))
+    sci = fitsfile.existing_targets(str(partial), {"SCI": 11})["SCI"]
+    with open(partial, "r+b") as f:                          # garbage in chunk 1 (integrations 4-7)
+        f.seek(sci.offset + 5 * sci.row_bytes)
+        f.write(os.urandom(4096))
+    spec2x.run(lrs_synthetic.rateints, out, refs=lrs_synthetic.refs, chunk_ints=4, resume=True)
+    assert _digest(out) == _digest(ref)
+
+
+def test_resume_refuses_other_inputs(lrs_synthetic, tmp_path):
+    result = spec2x.calibrate(lrs_synthetic.rateints, refs=lrs_synthetic.refs, chunk_ints=2)
+    with pytest.raises(KeyboardInterrupt):
+        products.write(result, tmp_path, run=_interrupted_after(1))
+    with pytest.raises(Spec2xError, match="other inputs, references or chunking"):
+        spec2x.run(lrs_synthetic.rateints, tmp_path, refs=lrs_synthetic.refs, chunk_ints=3, resume=True)
+
+
+def test_without_resume_a_new_run_starts_over(lrs_synthetic, tmp_path):
+    result = spec2x.calibrate(lrs_synthetic.rateints, refs=lrs_synthetic.refs, chunk_ints=2)
+    with pytest.raises(KeyboardInterrupt):
+        products.write(result, tmp_path, run=_interrupted_after(2))
+    spec2x.run(lrs_synthetic.rateints, tmp_path, refs=lrs_synthetic.refs, chunk_ints=3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "jw09999001001_02101_00001-seg001_mirimage_calints.fits",
+        "jw09999001001_02101_00001-seg001_mirimage_x1dints.fits"]
+
+
+def test_output_dir_removed_mid_run(lrs_synthetic, tmp_path):
+    out = tmp_path / "out"
+
+    def run(tasks):
+        import shutil
+
+        import dask
+
+        dask.compute(*tasks[:1])
+        shutil.rmtree(out)
+        dask.compute(*tasks[1:])
+
+    result = spec2x.calibrate(lrs_synthetic.rateints, refs=lrs_synthetic.refs, chunk_ints=2)
+    with pytest.raises(Spec2xError, match="writing products failed"):
+        products.write(result, out, run=run)
+    assert not out.exists() or not any(p.suffix == ".fits" for p in out.iterdir())
+
+
+@pytest.fixture(scope="module")
+def long_case(tmp_path_factory):
+    return make_miri_lrs_slitless(tmp_path_factory.mktemp("long"), nints=240, seed=5)
+
+
+def test_kill_9_then_resume(long_case, tmp_path):
+    args = [sys.executable, "-m", "spec2x.cli", "run", str(long_case["rateints"][0]), "--chunk-ints", "1",
+            "--scheduler", "synchronous", "--quiet"]
+    for k, v in long_case["refs"].items():
+        args += ["--ref", f"{k}={v}"]
+    ref = tmp_path / "ref"
+    subprocess.run([*args, "-o", str(ref)], check=True, capture_output=True)
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen([*args, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done = list(out.glob(".*.spec2x-run/done/*"))
+        if len(done) >= 20 or proc.poll() is not None:
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not list(out.glob("*.fits")), "the run finished before it could be killed"
+    finished = len(list(out.glob(".*.spec2x-run/done/*")))
+    assert 0 < finished < 240
+    subprocess.run([*args, "-o", str(out), "--resume"], check=True, capture_output=True)
+    assert _digest(out) == _digest(ref)
+    assert not list(out.glob(".*"))                           # journal and partials gone
