@@ -1,4 +1,4 @@
-"""``spec2x run | plan | demo``: a thin shell over the Python API.
+"""``spec2x run | plan | export | demo``: a thin shell over the Python API.
 
 User mistakes (bad input, missing reference, unsupported mode, unwritable output) exit with status 2
 and one line naming the file and the problem; no traceback.
@@ -49,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="print the steps that will run for an exposure")
     plan.add_argument("inputs", nargs="+")
 
+    export = sub.add_parser("export", help="write FITS products from finished spec2x zarr stores")
+    export.add_argument("stores", nargs="+", type=Path, help="_calints.zarr/_x1dints.zarr stores")
+    export.add_argument("-o", "--output-dir", required=True, type=Path)
+    export.add_argument("--overwrite", action="store_true", help="replace existing products")
+
     demo = sub.add_parser("demo", help="make a synthetic MIRI LRS slitless exposure and run it")
     demo.add_argument("-o", "--output-dir", type=Path, default=Path("spec2x-demo"))
     demo.add_argument("--nints", type=int, default=20)
@@ -59,7 +64,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="spec2x: %(levelname)s: %(message)s")
     try:
-        return {"run": _run, "plan": _plan, "demo": _demo}[args.command](args)
+        return {"run": _run, "plan": _plan, "export": _export, "demo": _demo}[args.command](args)
     except Spec2xError as exc:
         print(f"spec2x: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -105,6 +110,14 @@ def _plan(args) -> int:
 
     ds = open_exposure(_inputs(args.inputs))
     print(plan(exposure_keywords(ds), source=ds.attrs["filename"]).describe())
+    return 0
+
+
+def _export(args) -> int:
+    from spec2x.products.export import export
+
+    for path in export(args.stores, args.output_dir, overwrite=args.overwrite):
+        print(path)
     return 0
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 from astropy.io import fits
 
-from spec2x.errors import InputError
+from spec2x.errors import InputError, Spec2xError
 
 CUBE_EXTENSIONS = ("SCI", "ERR", "DQ", "VAR_POISSON", "VAR_RNOISE")
 VARIABLE_OF_EXTENSION = {"SCI": "sci", "ERR": "err", "DQ": "dq", "VAR_POISSON": "var_poisson",
@@ -144,6 +144,8 @@ def open_exposure(source, chunk_ints: int | None = None) -> xr.Dataset:
     (default: about 2 MB of SCI per chunk).
     """
     paths = _segment_paths([source] if isinstance(source, (str, Path)) else list(source))
+    if not paths:
+        raise Spec2xError("no input exposure given")
     segments = [(p, *_read_segment(p)) for p in paths]
     segments.sort(key=lambda s: (s[1].get("INTSTART") or 1, s[0]))
     primary, sci_hdr = segments[0][1], segments[0][2]
@@ -158,7 +160,10 @@ def open_exposure(source, chunk_ints: int | None = None) -> xr.Dataset:
             continue
         parts = [da.from_array(_as_3d(s[3][ext]), chunks=(chunk, -1, -1), name=f"{var}-{s[0]}-{s[3][ext].offset}",
                                lock=False, asarray=True, inline_array=True) for s in segments]
-        data_vars[var] = (("integration", "y", "x"), da.concatenate(parts).rechunk({0: chunk}))
+        cube = da.concatenate(parts) if len(parts) > 1 else parts[0]
+        if len(parts) > 1:  # segment boundaries would split chunks
+            cube = cube.rechunk({0: chunk})
+        data_vars[var] = (("integration", "y", "x"), cube)
     coords = {"integration": np.arange(nints)}
     coords.update(_time_coords(segments, primary, nints))
     tables = [s[4] for s in segments if s[4] is not None]

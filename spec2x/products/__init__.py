@@ -62,6 +62,8 @@ class Output:
     targets: list = field(default_factory=list)
 
     def commit(self):
+        if self.final.suffix == ".zarr":
+            zarr_store.mark_finished(self.temporary)
         if self.final.exists():
             _remove(self.final)
         os.replace(self.temporary, self.final)
@@ -93,14 +95,8 @@ def plan_outputs(result, outdir: Path, fmt: str, overwrite: bool) -> dict:
     return names
 
 
-def write(result, outdir, fmt: str = "fits", overwrite: bool = False, resume: bool = False, run=None) -> list[Path]:
-    """Compute ``result`` chunk by chunk into its products in ``outdir``; returns the final paths.
-
-    Products grow under temporary names (``.<name>.partial``) with a journal of finished chunks
-    (``.<root>.spec2x-run/``); ``resume`` continues an interrupted run of the same inputs from its
-    journal.  ``run(tasks)`` computes the chunk tasks (default: dask's current scheduler;
-    ``spec2x.scheduling.runner`` adds a progress bar and dask.distributed).
-    """
+def output_folder(outdir) -> Path:
+    """``outdir``, created if missing; a user error if it cannot be created or written."""
     outdir = Path(outdir)
     if not outdir.is_dir():
         try:
@@ -109,6 +105,18 @@ def write(result, outdir, fmt: str = "fits", overwrite: bool = False, resume: bo
             raise Spec2xError(f"{outdir}: cannot create output folder ({exc.strerror})") from None
     if not os.access(outdir, os.W_OK):
         raise Spec2xError(f"{outdir}: output folder is not writable")
+    return outdir
+
+
+def write(result, outdir, fmt: str = "fits", overwrite: bool = False, resume: bool = False, run=None) -> list[Path]:
+    """Compute ``result`` chunk by chunk into its products in ``outdir``; returns the final paths.
+
+    Products grow under temporary names (``.<name>.partial``) with a journal of finished chunks
+    (``.<root>.spec2x-run/``); ``resume`` continues an interrupted run of the same inputs from its
+    journal.  ``run(tasks)`` computes the chunk tasks (default: dask's current scheduler;
+    ``spec2x.scheduling.runner`` adds a progress bar and dask.distributed).
+    """
+    outdir = output_folder(outdir)
     finals = plan_outputs(result, outdir, fmt, overwrite)
     outputs = {kind: Output(final, outdir / f".{final.name}.partial") for kind, final in finals.items()}
     journal = chunks.Journal(outdir / f".{next(iter(finals.values())).name.rsplit('_', 1)[0]}.spec2x-run")
@@ -191,15 +199,32 @@ def _cube_output(result, out: Output, fmt: str, reuse: bool):
     nints = cube.sizes["integration"]
     model = _cube_model(cube, result.plan.mode.cal_model, out.final.name)
     arrays = {CUBE_EXTENSIONS[v]: cube[v].data for v in CUBE_EXTENSIONS if v in cube}
+    streamed = {ext: nints for ext in arrays}
     if fmt == "zarr":
-        zarr_store.create_cube(out, model, arrays, cube, reuse)
+        template = None if reuse else _as_fits(model, lambda m: _cube_hdulist(m, streamed))
+        zarr_store.create_cube(out, model, arrays, cube, reuse, template=template)
         return
-    hdulist = fits_io.model_hdulist(model, {ext: nints for ext in arrays})
-    hdulist = _ordered(hdulist)
-    targets = fits_io.lay_out(str(out.temporary), hdulist, {ext: nints for ext in arrays}, reuse)
+    hdulist = _cube_hdulist(model, streamed)
+    targets = fits_io.lay_out(str(out.temporary), hdulist, streamed, reuse)
     for ext, arr in arrays.items():
         out.sources.append(arr)
         out.targets.append(targets[ext])
+
+
+def _cube_hdulist(model, streamed: dict) -> fits.HDUList:
+    """FITS layout of a calibrated cube product: stdatamodels' HDUList in jwst's extension order."""
+    return _ordered(fits_io.model_hdulist(model, streamed))
+
+
+def _as_fits(model, layout):
+    """``layout(model)`` as the FITS product of the same name has it (FILENAME ``.fits``), for the
+    template a zarr store keeps for ``spec2x export``."""
+    name = model.meta.filename
+    model.meta.filename = str(Path(name).with_suffix(".fits"))
+    try:
+        return layout(model)
+    finally:
+        model.meta.filename = name
 
 
 def _ordered(hdulist: fits.HDUList) -> fits.HDUList:
@@ -257,16 +282,14 @@ def _spectra_output(result, out: Output, fmt: str, reuse: bool):
     n_wave = spectra.sizes["spectral"]
     model = _spectra_model(result, out.final.name, n_wave)
     columns = _spectral_columns(result)
+    streamed = {"EXTRACT1D": nints}
     if fmt == "zarr":
-        zarr_store.create_spectra(out, model, columns, spectra, reuse)
+        template = None if reuse else _as_fits(model, lambda m: _spectra_hdulist(m, streamed, spectra))
+        zarr_store.create_spectra(out, model, columns, spectra, reuse, template=template)
         return
-    hdulist = fits_io.model_hdulist(model, {"EXTRACT1D": nints})
-    table_hdu = next(h for h in hdulist if h.name == "EXTRACT1D")
-    units = {c: spectra[c.lower()].attrs.get("units") for c in SPECTRAL_COLUMNS} | dict.fromkeys(TIME_COLUMNS, "d")
-    for column in table_hdu.columns:
-        if units.get(column.name):
-            column.unit = units[column.name]
-    targets = fits_io.lay_out(str(out.temporary), hdulist, {"EXTRACT1D": nints}, reuse)
+    hdulist = _spectra_hdulist(model, streamed, spectra)
+    targets = fits_io.lay_out(str(out.temporary), hdulist, streamed, reuse)
+    table_hdu = hdulist["EXTRACT1D"]
     dtype, zeros = fits_io.table_row_dtype(table_hdu)
     names = list(dtype.names)
     arrays = [columns[n] if columns[n].ndim == 2 else columns[n][:, None] for n in names]
@@ -274,6 +297,16 @@ def _spectra_output(result, out: Output, fmt: str, reuse: bool):
                          chunks=(arrays[0].chunks[0], (dtype.itemsize,)))
     out.sources.append(rows)
     out.targets.append(targets["EXTRACT1D"])
+
+
+def _spectra_hdulist(model, streamed: dict, spectra: xr.Dataset) -> fits.HDUList:
+    """FITS layout of an extracted-spectra product: stdatamodels' HDUList with the column units."""
+    hdulist = fits_io.model_hdulist(model, streamed)
+    units = {c: spectra[c.lower()].attrs.get("units") for c in SPECTRAL_COLUMNS} | dict.fromkeys(TIME_COLUMNS, "d")
+    for column in hdulist["EXTRACT1D"].columns:
+        if units.get(column.name):
+            column.unit = units[column.name]
+    return hdulist
 
 
 def _pack(*blocks, names, dtype_, zeros):
@@ -293,7 +326,7 @@ def _spectral_columns(result) -> dict:
         if "integration" not in var.dims:
             var = var.expand_dims(integration=nints)
         data = var.data if isinstance(var.data, da.Array) else da.from_array(np.asarray(var.data))
-        columns[name] = data.rechunk((chunks, n_wave))
+        columns[name] = data if data.chunks == (chunks, (n_wave,)) else data.rechunk((chunks, n_wave))
     numbers = spectra["integration_number"].values
     columns["INT_NUM"] = da.from_array(numbers.astype(np.int32), chunks=(chunks,))
     columns["N_ALONGDISP"] = da.full(nints, n_wave, dtype=np.uint32, chunks=(chunks,))

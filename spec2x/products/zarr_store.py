@@ -1,10 +1,16 @@
 """zarr v3 products: one array per FITS extension (or EXTRACT1D column), chunked by integration.
 
 Header keywords go to each array's attrs (``header``), exactly the keywords the FITS product would
-carry, so ``spec2x`` zarr stores and FITS products hold the same information.
+carry, so ``spec2x`` zarr stores and FITS products hold the same information.  Each store also keeps
+the FITS layout of its product (``FITS_TEMPLATE``: the bytes of the HDUList the FITS writer lays out,
+streamed extensions one integration long; root attrs ``fits_streamed``: their EXTNAME -> full length),
+from which ``spec2x export`` writes the FITS product; ``finished`` is set when the store is complete.
 """
 
 from __future__ import annotations
+
+import io
+import warnings
 
 import numpy as np
 import zarr
@@ -36,6 +42,26 @@ def _headers(model, streamed: dict) -> dict:
     return out
 
 
+TEMPLATE = "FITS_TEMPLATE"
+STREAMED = "fits_streamed"
+FINISHED = "finished"
+
+
+def _save_template(root, template, streamed: dict):
+    """Keep the FITS layout ``template`` (an HDUList) as uint8 bytes, and the streamed lengths."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Card is too long")  # long R_* paths, as jwst
+        template.writeto(buf)
+    root.create_array(TEMPLATE, data=np.frombuffer(buf.getvalue(), dtype=np.uint8))
+    root.attrs[STREAMED] = dict(streamed)
+
+
+def mark_finished(path):
+    """Record in the store at ``path`` that every chunk has been written."""
+    zarr.open_group(str(path), mode="r+", zarr_format=3).attrs[FINISHED] = True
+
+
 def _store_small(group, name, values, header=None):
     arr = group.create_array(name, data=np.ascontiguousarray(values))
     if header:
@@ -62,9 +88,9 @@ def _reopen(out, arrays: dict, prefix: str):
         out.targets.append(root[prefix + name])
 
 
-def create_cube(out, model, arrays: dict, cube, reuse: bool = False):
+def create_cube(out, model, arrays: dict, cube, reuse: bool = False, template=None):
     """Create the store of a calibrated cube (or reopen an interrupted one); ``out`` gets
-    (dask array, zarr array) pairs to fill."""
+    (dask array, zarr array) pairs to fill.  ``template``: the FITS product's layout HDUList."""
     if reuse:
         _reopen(out, arrays, "")
         return
@@ -73,6 +99,7 @@ def create_cube(out, model, arrays: dict, cube, reuse: bool = False):
     root = zarr.open_group(str(out.temporary), mode="w", zarr_format=3)
     root.attrs["header"] = headers.get("PRIMARY", {})
     root.attrs["datamodel"] = model.meta.model_type
+    _save_template(root, template, {ext: nints for ext in arrays})
     for ext, arr in arrays.items():
         target = root.create_array(ext, shape=arr.shape, chunks=(arr.chunks[0][0], *arr.shape[1:]),
                                    dtype=arr.dtype, fill_value=0)
@@ -87,8 +114,9 @@ def create_cube(out, model, arrays: dict, cube, reuse: bool = False):
     _int_times(root, _table(model))
 
 
-def create_spectra(out, model, columns: dict, spectra, reuse: bool = False):
-    """Create the store of extracted spectra: EXTRACT1D/<COLUMN> arrays over (integration[, spectral])."""
+def create_spectra(out, model, columns: dict, spectra, reuse: bool = False, template=None):
+    """Create the store of extracted spectra: EXTRACT1D/<COLUMN> arrays over (integration[, spectral]).
+    ``template``: the FITS product's layout HDUList."""
     if reuse:
         _reopen(out, columns, "EXTRACT1D/")
         return
@@ -97,6 +125,7 @@ def create_spectra(out, model, columns: dict, spectra, reuse: bool = False):
     root = zarr.open_group(str(out.temporary), mode="w", zarr_format=3)
     root.attrs["header"] = headers.get("PRIMARY", {})
     root.attrs["datamodel"] = model.meta.model_type
+    _save_template(root, template, {"EXTRACT1D": nints})
     table = root.create_group("EXTRACT1D")
     table.attrs["header"] = headers.get("EXTRACT1D", {})
     for name, arr in columns.items():

@@ -100,7 +100,8 @@ def _cube(ds: xr.Dataset, name: str, like=None):
     data = ds[name].transpose("integration", "y", "x").data
     if not isinstance(data, da.Array):
         data = da.from_array(data, chunks=(max(1, min(64, data.shape[0])), -1, -1))
-    return data.rechunk(like.chunks if like is not None else {1: -1, 2: -1})
+    wanted = like.chunks if like is not None else (data.chunks[0], (data.shape[1],), (data.shape[2],))
+    return data if data.chunks == wanted else data.rechunk(wanted)
 
 
 # ----------------------------------------------------------------------------------- planning
