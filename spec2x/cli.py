@@ -83,6 +83,10 @@ def _run(args) -> int:
 
     if args.chunk_ints is not None and args.chunk_ints < 1:
         raise Spec2xError(f"--chunk-ints {args.chunk_ints}: must be at least 1")
+    scheduling.check(args.scheduler)  # a bad or unreachable --scheduler fails before any work
+    if scheduling.is_remote(args.scheduler):  # workers elsewhere open these paths from their own folders
+        args.inputs = [str(Path(p).absolute()) for p in args.inputs]
+        args.output_dir = args.output_dir.absolute()
     refs = RefSet(explicit=_parse_refs(args.ref), search_dirs=[str(d) for d in args.refs_dir])
     for folder in args.refs_dir:
         if not folder.is_dir():

@@ -154,12 +154,13 @@ def open_exposure(source, chunk_ints: int | None = None) -> xr.Dataset:
 
     nints = sum(_nints(s[3]["SCI"]) for s in segments)
     chunk = chunk_ints or default_chunk(int(np.prod(frame_shape)) * 4)
+    starts = np.cumsum([0] + [_nints(s[3]["SCI"]) for s in segments])
+    readers = tuple((int(start), {VARIABLE_OF_EXTENSION[ext]: _as_3d(a) for ext, a in s[3].items()})
+                    for start, s in zip(starts, segments))
     data_vars = {}
-    for ext, var in VARIABLE_OF_EXTENSION.items():
-        if ext not in segments[0][3]:
-            continue
-        parts = [da.from_array(_as_3d(s[3][ext]), chunks=(chunk, -1, -1), name=f"{var}-{s[0]}-{s[3][ext].offset}",
-                               lock=False, asarray=True, inline_array=True) for s in segments]
+    for var in readers[0][1]:
+        parts = [da.from_array(arrays[var], chunks=(chunk, -1, -1), name=f"{var}-{arrays[var].path}-{arrays[var].offset}",
+                               lock=False, asarray=True, inline_array=True) for _, arrays in readers]
         cube = da.concatenate(parts) if len(parts) > 1 else parts[0]
         if len(parts) > 1:  # segment boundaries would split chunks
             cube = cube.rechunk({0: chunk})
@@ -167,9 +168,32 @@ def open_exposure(source, chunk_ints: int | None = None) -> xr.Dataset:
     coords = {"integration": np.arange(nints)}
     coords.update(_time_coords(segments, primary, nints))
     tables = [s[4] for s in segments if s[4] is not None]
-    attrs = {"int_times": np.concatenate(tables) if tables else None, "primary": primary, "sci": sci_hdr, "filename": Path(paths[0]).name,
-             "paths": [s[0] for s in segments], "ndim_in": len(segments[0][3]["SCI"].shape)}
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    attrs = {"int_times": np.concatenate(tables) if tables else None, "primary": primary, "sci": sci_hdr,
+             "filename": Path(paths[0]).name, "paths": [s[0] for s in segments],
+             "ndim_in": len(segments[0][3]["SCI"].shape)}
+    ds = xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    ds.attrs["source"] = Source(readers, ds.drop_vars(list(ds.data_vars)), attrs)
+    return ds
+
+
+@dataclass(frozen=True)
+class Source:
+    """What any task needs to read a block of integrations of an exposure into memory: per-segment
+    readers (first integration, {variable: FitsArray}), the coordinates, the header keywords."""
+
+    readers: tuple
+    coords: xr.Dataset
+    attrs: dict
+
+    def read(self, start: int, stop: int) -> xr.Dataset:
+        """Integrations ``[start, stop)`` as a numpy-backed Dataset shaped like ``open_exposure``'s."""
+        data = {}
+        for var in self.readers[0][1]:
+            parts = [arrays[var][max(start - first, 0):stop - first] for first, arrays in self.readers
+                     if first < stop and first + arrays[var].shape[0] > start]
+            data[var] = (("integration", "y", "x"), parts[0] if len(parts) == 1 else np.concatenate(parts))
+        coords = self.coords.isel(integration=slice(start, stop))
+        return xr.Dataset(data, coords=coords.coords, attrs={**self.attrs, "source": self})
 
 
 def _nints(arr: FitsArray) -> int:

@@ -16,13 +16,33 @@ from spec2x.meta import cal_step_keyword, exposure_keywords, ref_file_keyword, w
 from spec2x.refs import RefSet, ref_keyword_value
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How to calibrate any block of an exposure's integrations: the steps to run, their references and
+    what each step prepared once for the exposure (WCS, flat, conversion maps, extraction plan)."""
+
+    plan: modes.Plan
+    refs: dict
+    prepared: dict
+
+    def run(self, ds: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset | None]:
+        """(cube, spectra) of ``ds``: lazy for a dask-backed Dataset, computed now for a numpy one."""
+        return _chain(ds, self.plan, self.refs, self.prepared)
+
+    def block(self, source, start: int, stop: int) -> tuple[xr.Dataset, xr.Dataset | None]:
+        """Integrations ``[start, stop)`` read from ``source`` and calibrated now (one chunk task)."""
+        return self.run(source.read(start, stop))
+
+
 @dataclass
 class Calibrated:
-    """Lazy results of one exposure: the calibrated cube, its extracted spectra, and the plan that made them."""
+    """Lazy results of one exposure: the calibrated cube, its extracted spectra, the plan that made them,
+    and the recipe that calibrates any block of integrations on its own (what product writers use)."""
 
     cube: xr.Dataset
     spectra: xr.Dataset | None
     plan: modes.Plan
+    recipe: Recipe
 
 
 def _refset(refs) -> RefSet:
@@ -57,10 +77,21 @@ def calibrate(exposure, refs=None, skip=(), chunk_ints: int | None = None, membe
             plan.skipped[step] = "a required reference file is N/A"
     plan = modes.Plan(plan.mode, plan.tso, tuple(ran), plan.skipped)
 
+    prepared = {}
+    cube, spectra = _chain(ds, plan, chosen, prepared)
+    return Calibrated(cube, spectra, plan, Recipe(plan, chosen, prepared))
+
+
+def _chain(ds: xr.Dataset, plan: modes.Plan, refs: dict, prepared: dict):
+    """Run the plan's steps on ``ds``; each step's per-exposure state is taken from ``prepared``, or
+    prepared now (from the data as it stands before that step) and stored there."""
     cube, spectra = _prepare(ds, plan), None
     for step in plan.run:
         module = importlib.import_module(f"spec2x.steps.{step}")
-        out = _record(module.run(cube if spectra is None else spectra, chosen[step]), step, chosen[step])
+        target = cube if spectra is None else spectra
+        if step not in prepared:
+            prepared[step] = module.prepare(target, refs[step])
+        out = _record(module.apply(target, prepared[step]), step, refs[step])
         if step == "extract_1d" or spectra is not None:  # steps after extraction act on the spectra
             spectra = out
         else:
@@ -68,7 +99,7 @@ def calibrate(exposure, refs=None, skip=(), chunk_ints: int | None = None, membe
     cube = _record_skipped(cube, plan, plan.mode.jwst_path)
     if spectra is not None:
         spectra = _record_skipped(spectra, plan, plan.mode.jwst_path + modes.SPECTRA_PATH)
-    return Calibrated(cube, spectra, plan)
+    return cube, spectra
 
 
 def _resolve(refset: RefSet, plan: modes.Plan, step: str, keywords: dict) -> dict | None:

@@ -1,9 +1,18 @@
 """Where the graph runs (threads, processes, a local or remote dask.distributed cluster) and how
-progress is shown (integrations done / total, rate, ETA)."""
+progress is shown (integrations done / total, rate, ETA).
+
+On a cluster the chunk tasks carry file paths and offsets, never the exposure's data: each worker
+reads its chunk of the inputs and writes its blocks of the products itself, so the inputs and the
+output folder must be on storage every worker sees at the same path.  A chunk whose worker dies is
+computed again on another one (writes are idempotent), so a lost worker does not fail the run.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import logging
+import socket
 import sys
 
 import dask
@@ -13,66 +22,196 @@ from tqdm import tqdm
 from spec2x.errors import Spec2xError
 from spec2x.products.chunks import TASK_PREFIX
 
+LOCAL_SCHEDULERS = ("threads", "processes", "sync", "synchronous")
+REMOTE_SCHEMES = ("tcp://", "tls://")
+CONNECT_TIMEOUT = 10.0  # seconds to reach a remote scheduler and register with it
+# distributed's Nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, so glibc hands every freed
+# block back to the OS and each chunk's temporaries are page-faulted in again; the kernels' working
+# set is a few chunks, so spec2x's own local cluster keeps glibc's default
+_LOCAL_CLUSTER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
+def is_remote(spec: str | None) -> bool:
+    """True for a scheduler address (``tcp://``/``tls://``): its workers may run in other folders."""
+    return bool(spec) and spec.strip().startswith(REMOTE_SCHEMES)
+
+
+def check(spec: str | None) -> str:
+    """``spec`` normalised, or a Spec2xError (one line) for a malformed one or a scheduler address
+    that cannot be reached, before any work is done."""
+    spec = (spec or "threads").strip()
+    if spec in LOCAL_SCHEDULERS:
+        return spec
+    if spec.startswith("local:"):
+        _local_workers(spec)
+        return spec
+    if is_remote(spec):
+        _probe(spec)
+        return spec
+    raise Spec2xError(f"--scheduler {spec}: expected threads, processes, local:N or tcp://HOST:PORT")
+
+
+def _local_workers(spec: str) -> int:
+    try:
+        workers = int(spec.split(":", 1)[1])
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise Spec2xError(f"--scheduler {spec}: expected local:N with N a number of workers (at least 1)")
+    return workers
+
 
 @contextlib.contextmanager
 def scheduler(spec: str | None):
-    """Run the enclosed computations on ``threads``, ``processes``, ``local:N`` or ``tcp://HOST:PORT``."""
-    spec = spec or "threads"
-    if spec in ("threads", "processes", "sync", "synchronous"):
+    """Run the enclosed computations on ``threads``, ``processes``, ``local:N`` or ``tcp://HOST:PORT``.
+
+    Yields the ``distributed.Client`` (None for threads/processes).  ``local:N`` starts a LocalCluster
+    of N one-thread worker processes; a ``tcp://`` address that cannot be reached is a Spec2xError
+    within seconds.  The dashboard link goes to stderr.
+    """
+    spec = check(spec)
+    if spec in LOCAL_SCHEDULERS:
         with dask.config.set(scheduler=spec):
             yield None
         return
     from distributed import Client, LocalCluster
 
     if spec.startswith("local:"):
-        try:
-            workers = int(spec.split(":", 1)[1])
-        except ValueError:
-            raise Spec2xError(f"--scheduler {spec}: expected local:N with N a number of workers") from None
-        with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0") as cluster, \
-                Client(cluster) as client:
-            print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
-            yield client
+        with _quiet_distributed() as quiet, dask.config.set(_LOCAL_CLUSTER_CONFIG), \
+                LocalCluster(n_workers=_local_workers(spec), threads_per_worker=1, processes=True,
+                             dashboard_address=":0") as cluster:
+            try:
+                with Client(cluster) as client:
+                    _announce_dashboard(client)
+                    yield client
+            finally:
+                quiet(logging.ERROR)  # a worker slow to stop is killed at close: not worth a warning
         return
-    if spec.startswith("tcp://"):
-        try:
-            client = Client(spec, timeout="10s")
-        except OSError as exc:
-            raise Spec2xError(f"--scheduler {spec}: cannot reach the scheduler ({exc})") from None
+    with _quiet_distributed():
+        client = connect(spec)
         with client:
+            _announce_dashboard(client)
             yield client
+
+
+def _probe(address: str, timeout: float = 5.0):
+    """Fail at once when nothing listens at ``address`` (distributed would retry until its timeout)."""
+    from distributed.comm import parse_address, parse_host_port
+
+    try:
+        _, location = parse_address(address)
+        host, port = parse_host_port(location, 8786)
+    except (ValueError, TypeError) as exc:
+        raise Spec2xError(f"--scheduler {address}: expected tcp://HOST:PORT ({exc})") from None
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise Spec2xError(f"--scheduler {address}: cannot reach a dask scheduler there ({reason})") from None
+
+
+def connect(address: str, timeout: float = CONNECT_TIMEOUT):
+    """A ``distributed.Client`` of the scheduler at ``address``; a Spec2xError (one line) when there
+    is none, after at most ``timeout`` seconds (a closed port fails at once)."""
+    from distributed import Client
+
+    _probe(address, min(timeout, 5.0))
+    try:
+        return Client(address, timeout=f"{timeout}s")
+    except (OSError, TimeoutError) as exc:
+        raise Spec2xError(f"--scheduler {address}: no dask scheduler answered there ({exc})") from None
+
+
+@contextlib.contextmanager
+def _quiet_distributed():
+    """distributed logs every start and stop at INFO: keep warnings and errors only.  Yields a
+    function that raises the threshold further; every level is restored on exit."""
+    loggers = [logging.getLogger(name) for name in ("distributed", "distributed.nanny")]
+    levels = [logger.level for logger in loggers]
+
+    def at_least(level):
+        for logger in loggers:
+            if logger.getEffectiveLevel() < level:
+                logger.setLevel(level)
+
+    at_least(logging.WARNING)
+    try:
+        yield at_least
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def _announce_dashboard(client):
+    link = client.dashboard_link
+    if not link:
         return
-    raise Spec2xError(f"--scheduler {spec}: expected threads, processes, local:N or tcp://HOST:PORT")
+    note = "" if importlib.util.find_spec("bokeh") else " (install bokeh to see it)"
+    print(f"dask dashboard: {link}{note}", file=sys.stderr, flush=True)
 
 
 class IntegrationProgress(Callback):
-    """A tqdm bar over integrations, advanced as each chunk task finishes writing."""
+    """Advances a tqdm bar over integrations as each chunk task finishes (local schedulers)."""
 
-    def __init__(self, total: int, enabled: bool = True):
+    def __init__(self, bar: tqdm, keys=frozenset()):
         super().__init__()
-        self.bar = tqdm(total=total, unit="int", desc="spec2x", disable=not enabled, smoothing=0.1)
+        self.bar, self.keys = bar, frozenset(keys)
 
     def _posttask(self, key, result, dsk, state, id):
-        if str(key).startswith(TASK_PREFIX):
+        if key in self.keys or str(key).startswith(TASK_PREFIX):
             self.bar.update(result)
 
-    def _finish(self, dsk, state, errored):
-        self.bar.close()
+
+def _integrations(tasks) -> int | None:
+    """Integrations the chunk tasks will write (``write_chunk(chunk, start, stop, ...)``), if readable."""
+    total = 0
+    try:
+        for task in tasks:
+            args = task.__dask_graph__()[task.key].args
+            total += int(args[2]) - int(args[1])
+    except Exception:  # another dask's task representation: the bar just starts at 0
+        return None
+    return total
 
 
 def runner(client, show: bool, total: int):
-    """A ``run(tasks)`` for ``products.write``: a progress bar locally, dask's own on a cluster."""
+    """A ``run(tasks)`` for ``products.write``: computes the chunk tasks with a bar over integrations
+    (on stderr), on the current dask scheduler (``client`` None) or on a dask.distributed cluster."""
 
     def run(tasks):
-        if client is None:
-            with IntegrationProgress(total, show):
-                dask.compute(*tasks)
-            return
-        futures = client.compute(tasks)
-        if show:
-            from distributed import progress
-
-            progress(futures)
-        client.gather(futures)
+        todo = _integrations(tasks)
+        done = total - todo if todo is not None and todo <= total else 0
+        with tqdm(total=total, initial=done, unit="int", desc="spec2x", disable=not show, smoothing=0.1,
+                  file=sys.stderr) as bar:
+            if client is None:
+                with IntegrationProgress(bar, [t.key for t in tasks]):
+                    dask.compute(*tasks)
+            else:
+                _run_on_cluster(client, tasks, bar)
 
     return run
+
+
+def _run_on_cluster(client, tasks, bar):
+    """Submit every chunk task, advance the bar as chunks finish, stop the rest on any failure.
+
+    A worker that dies takes its running chunk with it; the scheduler runs it again elsewhere
+    (up to ``distributed.scheduler.allowed-failures`` deaths per task)."""
+    from distributed import as_completed
+    from distributed.client import CancelledError
+    from distributed.scheduler import KilledWorker
+
+    futures = client.compute(list(tasks))
+    try:
+        for future in as_completed(futures):
+            bar.update(future.result())
+    except KilledWorker:
+        client.cancel(futures)
+        deaths = dask.config.get("distributed.scheduler.allowed-failures") + 1
+        raise Spec2xError(f"dask workers died {deaths} times while computing one chunk (out of memory? try a "
+                          "smaller --chunk-ints or more memory per worker)") from None
+    except CancelledError:
+        raise Spec2xError("the dask scheduler went away or cancelled the run before it finished") from None
+    except BaseException:
+        client.cancel(futures)
+        raise

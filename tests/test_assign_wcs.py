@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spec2x.errors import NotImplementedForMode, RefError
+import spec2x
+from spec2x.errors import NotImplementedForMode, Spec2xError
 from spec2x.exposure import open_exposure
 from spec2x.meta import with_keywords
 from spec2x.steps import assign_wcs
@@ -94,8 +95,8 @@ def test_run_rejects_other_modes_and_missing_refs(case):
     ds = open_exposure(path)
     with pytest.raises(NotImplementedForMode):
         assign_wcs.run(with_keywords(ds, primary={"EXP_TYPE": "MIR_MRS"}), _refs(refs))
-    with pytest.raises(RefError):
-        assign_wcs.run(ds, {"distortion": refs["distortion"], "specwcs": None})
+    with pytest.raises(Spec2xError, match="assign_wcs has an N/A reference"):
+        spec2x.calibrate(path, refs={**refs, "specwcs": "N/A"})
 
 
 def test_wavelength_is_the_wcs_on_the_pixel_grid(ours):

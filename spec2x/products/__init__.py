@@ -8,6 +8,7 @@ output folder and renamed when complete; nothing is left at a final name after a
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -54,12 +55,16 @@ def rootname(filename: str, segments: int = 1) -> str:
 
 @dataclass
 class Output:
-    """One product on its way to disk: final path, temporary path, and (array, target) pairs to store."""
+    """One product on its way to disk: final and temporary paths, the (lazy array, target) pairs that
+    lay it out, and ``pick(cube, spectra) -> {target name: block}`` that takes a computed chunk's
+    blocks for it (``names`` lists the targets' names, in order)."""
 
     final: Path
     temporary: Path
     sources: list = field(default_factory=list)
     targets: list = field(default_factory=list)
+    names: list = field(default_factory=list)
+    pick: object = None
 
     def commit(self):
         if self.final.suffix == ".zarr":
@@ -133,9 +138,9 @@ def write(result, outdir, fmt: str = "fits", overwrite: bool = False, resume: bo
             journal.start(fingerprint)
         for kind, out in outputs.items():
             {"cal": _cube_output, "x1d": _spectra_output}[kind](result, out, fmt, reuse)
-        sources = [s for o in outputs.values() for s in o.sources]
-        targets = [t for o in outputs.values() for t in o.targets]
-        todo = chunks.tasks(sources, targets, journal, skip=journal.done() if reuse else frozenset())
+        writer = chunks.ChunkWriter(result.recipe, result.cube.attrs["source"],
+                                    tuple((o.pick, dict(zip(o.names, o.targets))) for o in outputs.values()), journal)
+        todo = chunks.tasks(writer, sources_chunks, skip=journal.done() if reuse else frozenset())
         (run or chunks.compute)(todo)
         for out in outputs.values():
             out.commit()
@@ -203,12 +208,18 @@ def _cube_output(result, out: Output, fmt: str, reuse: bool):
     if fmt == "zarr":
         template = None if reuse else _as_fits(model, lambda m: _cube_hdulist(m, streamed))
         zarr_store.create_cube(out, model, arrays, cube, reuse, template=template)
-        return
-    hdulist = _cube_hdulist(model, streamed)
-    targets = fits_io.lay_out(str(out.temporary), hdulist, streamed, reuse)
-    for ext, arr in arrays.items():
-        out.sources.append(arr)
-        out.targets.append(targets[ext])
+    else:
+        hdulist = _cube_hdulist(model, streamed)
+        targets = fits_io.lay_out(str(out.temporary), hdulist, streamed, reuse)
+        for ext, arr in arrays.items():
+            out.sources.append(arr)
+            out.targets.append(targets[ext])
+    out.names = list(arrays)
+    out.pick = functools.partial(_pick_cube, variables={ext: var for var, ext in CUBE_EXTENSIONS.items()})
+
+
+def _pick_cube(cube, spectra, variables):
+    return {ext: cube[var].transpose("integration", "y", "x").values for ext, var in variables.items() if var in cube}
 
 
 def _cube_hdulist(model, streamed: dict) -> fits.HDUList:
@@ -281,22 +292,29 @@ def _spectra_output(result, out: Output, fmt: str, reuse: bool):
     nints = spectra.sizes["integration"]
     n_wave = spectra.sizes["spectral"]
     model = _spectra_model(result, out.final.name, n_wave)
-    columns = _spectral_columns(result)
+    segment = int(result.cube.attrs["primary"].get("EXSEGNUM", 1) or 1)
+    columns = _spectral_columns(spectra, segment)
     streamed = {"EXTRACT1D": nints}
     if fmt == "zarr":
         template = None if reuse else _as_fits(model, lambda m: _spectra_hdulist(m, streamed, spectra))
         zarr_store.create_spectra(out, model, columns, spectra, reuse, template=template)
+        out.names = list(columns)
+        out.pick = functools.partial(_pick_columns, segment=segment)
         return
     hdulist = _spectra_hdulist(model, streamed, spectra)
     targets = fits_io.lay_out(str(out.temporary), hdulist, streamed, reuse)
-    table_hdu = hdulist["EXTRACT1D"]
-    dtype, zeros = fits_io.table_row_dtype(table_hdu)
-    names = list(dtype.names)
-    arrays = [columns[n] if columns[n].ndim == 2 else columns[n][:, None] for n in names]
-    rows = da.map_blocks(_pack, *arrays, names=names, dtype_=dtype, zeros=zeros, dtype=np.uint8,
-                         chunks=(arrays[0].chunks[0], (dtype.itemsize,)))
-    out.sources.append(rows)
+    dtype, zeros = fits_io.table_row_dtype(hdulist["EXTRACT1D"])
     out.targets.append(targets["EXTRACT1D"])
+    out.names = ["EXTRACT1D"]
+    out.pick = functools.partial(_pick_rows, segment=segment, dtype=dtype, zeros=zeros)
+
+
+def _pick_columns(cube, spectra, segment):
+    return _spectral_columns(spectra, segment)
+
+
+def _pick_rows(cube, spectra, segment, dtype, zeros):
+    return {"EXTRACT1D": fits_io.pack_rows(_spectral_columns(spectra, segment), dtype, zeros)}
 
 
 def _spectra_hdulist(model, streamed: dict, spectra: xr.Dataset) -> fits.HDUList:
@@ -309,30 +327,22 @@ def _spectra_hdulist(model, streamed: dict, spectra: xr.Dataset) -> fits.HDUList
     return hdulist
 
 
-def _pack(*blocks, names, dtype_, zeros):
-    columns = {n: (b if dtype_[n].shape else b[:, 0]) for n, b in zip(names, blocks)}
-    return fits_io.pack_rows(columns, dtype_, zeros)
-
-
-def _spectral_columns(result) -> dict:
-    """Every EXTRACT1D column as a dask array over integrations (2-D for vectors, 1-D for scalars)."""
-    spectra = result.spectra
-    nints = spectra.sizes["integration"]
-    n_wave = spectra.sizes["spectral"]
-    chunks = spectra["flux"].data.chunks[0]
-    columns = {}
-    for name in SPECTRAL_COLUMNS:
-        var = spectra[name.lower()]
-        if "integration" not in var.dims:
-            var = var.expand_dims(integration=nints)
-        data = var.data if isinstance(var.data, da.Array) else da.from_array(np.asarray(var.data))
-        columns[name] = data if data.chunks == (chunks, (n_wave,)) else data.rechunk((chunks, n_wave))
-    numbers = spectra["integration_number"].values
-    columns["INT_NUM"] = da.from_array(numbers.astype(np.int32), chunks=(chunks,))
-    columns["N_ALONGDISP"] = da.full(nints, n_wave, dtype=np.uint32, chunks=(chunks,))
-    segment = int(result.cube.attrs["primary"].get("EXSEGNUM", 1) or 1)
-    columns["SEGMENT"] = da.full(nints, segment, dtype=np.int32, chunks=(chunks,))
+def _spectral_columns(spectra: xr.Dataset, segment: int) -> dict:
+    """Every EXTRACT1D column over integrations (2-D for vectors, 1-D for scalars): numpy for a
+    computed block, dask arrays for a lazy Dataset (whose shapes and chunks lay out a product)."""
+    flux = spectra["flux"]
+    nints, n_wave = spectra.sizes["integration"], spectra.sizes["spectral"]
+    columns = {name: spectra[name.lower()].broadcast_like(flux).transpose(*flux.dims).data
+               for name in SPECTRAL_COLUMNS}
+    columns["INT_NUM"] = spectra["integration_number"].values.astype(np.int32)
+    columns["N_ALONGDISP"] = np.full(nints, n_wave, dtype=np.uint32)
+    columns["SEGMENT"] = np.full(nints, segment, dtype=np.int32)
     for column, coord in TIME_COLUMNS.items():
         values = spectra[coord].values if coord in spectra.coords else np.full(nints, np.nan)
-        columns[column] = da.from_array(values.astype(np.float64), chunks=(chunks,))
+        columns[column] = values.astype(np.float64)
+    if isinstance(flux.data, da.Array):
+        chunks = flux.data.chunks[0]
+        columns = {name: (c if c.chunks[0] == chunks else c.rechunk((chunks, *c.shape[1:])))
+                   if isinstance(c, da.Array) else da.from_array(c, chunks=(chunks, *c.shape[1:]))
+                   for name, c in columns.items()}
     return columns

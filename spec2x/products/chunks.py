@@ -1,8 +1,9 @@
 """Compute and write products one integration chunk at a time, with a journal of finished chunks.
 
-Each chunk is one task: it computes that chunk's block of every product array (the cube and the
-spectra share their upstream graph, so each chunk is calibrated once), writes every block at its
-place, then records the chunk in the journal.  Writes are idempotent (same bytes at the same
+Each chunk is one task: it reads its integrations, runs the exposure's recipe on them in memory
+(every step's per-exposure state was prepared once, by ``calibrate``), writes its block of every
+product at its place, then records the chunk in the journal.  The graph is one task per chunk plus
+one shared writer, whatever the number of integrations.  Writes are idempotent (same bytes at the same
 offsets), so a chunk that ran twice, after a worker died say, leaves the same file, and a run killed
 at any point can resume from the chunks its journal lists.
 """
@@ -59,31 +60,34 @@ def fingerprint(result, fmt: str, chunks: tuple) -> dict:
     return {"inputs": [f[0] for f in files], "format": fmt, "chunks": len(chunks), "digest": digest}
 
 
-def _aligned(sources):
-    """Sources rechunked to the first one's chunks along ``integration`` and one block across."""
-    chunks = sources[0].chunks[0]
-    return [s.rechunk((chunks, *s.shape[1:])) if (s.chunks[0] != chunks or s.numblocks[1:] != (1,) * (s.ndim - 1))
-            else s for s in sources]
+@dataclass(frozen=True)
+class ChunkWriter:
+    """Calibrates one block of integrations with the exposure's recipe and writes it into every
+    product: ``outputs`` holds (pick(cube, spectra) -> {name: block}, {name: target}) per product."""
+
+    recipe: object
+    source: object
+    outputs: tuple
+    journal: Journal | None
+
+    def __call__(self, chunk: int, start: int, stop: int) -> int:
+        cube, spectra = self.recipe.block(self.source, start, stop)
+        for pick, targets in self.outputs:
+            for name, block in pick(cube, spectra).items():
+                targets[name][start:stop] = block
+        if self.journal is not None:
+            self.journal.mark(chunk)
+        return stop - start
 
 
-def tasks(sources, targets, journal: Journal | None, skip=frozenset()) -> list:
-    """One delayed task per chunk not in ``skip``; each returns the number of integrations it wrote."""
-    sources = _aligned(sources)
-    bounds = np.cumsum((0, *sources[0].chunks[0]))
-    blocks = [s.to_delayed().ravel() for s in sources]
-    token = dask.base.tokenize(*sources)
-    return [dask.delayed(write_chunk, pure=False, name=f"{TASK_PREFIX}-{token}-{i}")(
-                i, int(bounds[i]), int(bounds[i + 1]), targets, journal, *[b[i] for b in blocks])
+def tasks(writer: ChunkWriter, chunks: tuple, skip=frozenset()) -> list:
+    """One delayed task per chunk of integrations not in ``skip``, each returning how many integrations
+    it wrote.  The writer is one node of the graph, shipped once to each worker."""
+    bounds = np.cumsum((0, *chunks))
+    shared = dask.delayed(writer, pure=True)
+    token = dask.base.tokenize(writer.source.attrs["paths"], chunks, id(writer))
+    return [shared(i, int(bounds[i]), int(bounds[i + 1]), dask_key_name=f"{TASK_PREFIX}-{token}-{i}")
             for i in range(len(bounds) - 1) if i not in skip]
-
-
-def write_chunk(chunk: int, start: int, stop: int, targets, journal, *blocks) -> int:
-    """Write one chunk's blocks to their targets, then mark the chunk finished."""
-    for target, block in zip(targets, blocks):
-        target[start:stop] = block
-    if journal is not None:
-        journal.mark(chunk)
-    return stop - start
 
 
 def compute(task_list, client=None):

@@ -12,14 +12,14 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
 import zarr
 from astropy.io import fits
 
 from spec2x.errors import Spec2xError
-from spec2x.products import Output, fitsfile as fits_io, output_folder, zarr_store
+from spec2x.products import Output, output_folder, zarr_store
+from spec2x.products import fitsfile as fits_io
 
-BLOCK_BYTES = 64 * 2**20  # about this much of the product per block copied
+BLOCK_BYTES = 16 * 2**20  # about this much of the product per block copied
 
 
 def export(stores, outdir, overwrite: bool = False, block_ints: int | None = None) -> list[Path]:
@@ -48,7 +48,7 @@ def open_store(path) -> zarr.Group:
         raise Spec2xError(f"{path}: no such zarr store")
     try:
         root = zarr.open_group(str(path), mode="r")
-    except Exception:  # zarr raises several kinds for "not a group"
+    except (ValueError, OSError):  # zarr's errors for "not a group" (and unreadable metadata) are both
         raise Spec2xError(f"{path}: not a zarr store") from None
     if zarr_store.TEMPLATE not in root or zarr_store.STREAMED not in root.attrs:
         raise Spec2xError(f"{path}: not a spec2x zarr store with a FITS layout (written by spec2x before "
@@ -88,9 +88,9 @@ def export_store(root, final: Path, block_ints: int | None = None) -> Path:
         nints = max(streamed.values())
         step = block_ints or _block_ints(root, targets)
         for start in range(0, nints, step):
-            stop = min(start + step, nints)
+            rows = slice(start, min(start + step, nints))
             for ext, target in targets.items():
-                target[start:stop] = readers[ext](slice(start, stop))
+                target[rows] = readers[ext](rows)
         out.commit()
     except BaseException as exc:
         out.discard()

@@ -289,8 +289,25 @@ def pointing_of(ds: xr.Dataset) -> Pointing:
                     va_scale=keyword(ds, "VA_SCALE"), velosys=keyword(ds, "VELOSYS"))
 
 
+@dataclass(frozen=True)
+class Prepared:
+    wcs: object
+    wavelength: np.ndarray
+    sci: dict
+
+
 def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
     """Attach the gwcs (``attrs['wcs']``) and the ``wavelength`` (y, x) coordinate."""
+    return apply(ds, prepare(ds, refs))
+
+
+def apply(ds: xr.Dataset, prepared: Prepared) -> xr.Dataset:
+    out = with_keywords(ds, sci=prepared.sci, wcs=prepared.wcs)
+    return out.assign_coords(wavelength=(("y", "x"), prepared.wavelength, {"units": "um"}))
+
+
+def prepare(ds: xr.Dataset, refs: dict) -> Prepared:
+    """The gwcs and the wavelength map of the exposure, built once from its references."""
     exp_type = str(keyword(ds, "EXP_TYPE", "")).upper()
     if exp_type not in DISPERSION_AXIS:
         raise NotImplementedForMode(f"assign_wcs: EXP_TYPE={exp_type} is not implemented (only MIR_LRS-SLITLESS)")
@@ -308,5 +325,4 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
     region = s_region(wcs)
     if region is not None:
         sci["S_REGION"] = region
-    out = with_keywords(ds, sci=sci, wcs=wcs)
-    return out.assign_coords(wavelength=(("y", "x"), wave, {"units": "um"}))
+    return Prepared(wcs, wave, sci)

@@ -62,11 +62,26 @@ class Plan:
 
 def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
     """Spectra ``(integration, spectral)`` with the x1dints columns, lazily extracted from ``ds``."""
-    plan, ext_header, units = _plan(ds, refs)
-    sci = _cube(ds, "sci")
-    cubes = [sci] + [_cube(ds, name, sci) for name in CUBES[1:]]
-    stacked = da.map_blocks(_extract_block, *cubes, dask.delayed(plan, pure=True), dtype=np.float64,
-                            chunks=(sci.chunks[0], (len(k1d.COLUMNS),), (plan.rows.size,)))
+    return apply(ds, prepare(ds, refs))
+
+
+def prepare(ds: xr.Dataset, refs: dict):
+    """(kernel plan, EXTRACT1D keywords, column units) for this exposure."""
+    return _plan(ds, refs)
+
+
+def apply(ds: xr.Dataset, prepared) -> xr.Dataset:
+    """Spectra of ``ds``: lazily (one task per chunk) for dask cubes, at once for numpy ones."""
+    plan, ext_header, units = prepared
+    if isinstance(ds["sci"].data, da.Array):
+        sci = _cube(ds, "sci")
+        cubes = [sci] + [_cube(ds, name, sci) for name in CUBES[1:]]
+        stacked = da.map_blocks(_extract_block, *cubes, dask.delayed(plan, pure=True), dtype=np.float64,
+                                chunks=(sci.chunks[0], (len(k1d.COLUMNS),), (plan.rows.size,)))
+    else:
+        zeros = np.zeros(ds["sci"].shape, np.float32)
+        cubes = [ds[n].transpose("integration", "y", "x").values if n in ds else zeros for n in CUBES]
+        stacked = _extract_block(*cubes, plan)
     dims = ("integration", "spectral")
     data_vars = {"wavelength": (("spectral",), plan.wavelength, {"units": "um"})}
     for k, name in enumerate(k1d.COLUMNS):

@@ -23,15 +23,22 @@ _FULL_FRAME = {"MIRI": (1024, 1032)}  # other instruments: 2048 x 2048
 
 def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
     """Flat-field ``ds`` with ``refs["flat"]``; S_FLAT=SKIPPED when it is N/A or smaller than the data."""
+    return apply(ds, prepare(ds, refs))
+
+
+def apply(ds: xr.Dataset, flat) -> xr.Dataset:
+    if flat is None:
+        return with_keywords(ds, primary={"S_FLAT": "SKIPPED"})
+    return apply_flat(ds, *flat)
+
+
+def prepare(ds: xr.Dataset, refs: dict):
+    """The prepared (data, dq, err) flat for this exposure, or None when jwst would skip the step."""
     if str(keyword(ds, "EXP_TYPE", "")).upper() in NIRSPEC_SPECTRAL and keyword(ds, "OPMODE") != "IMAGE":
         raise NotImplementedForMode("flat_field: NIRSpec spectroscopic flats (fflat/sflat/dflat) are not implemented")
     path = refs.get("flat")
     flat = read_flat(path, ds) if path else None
-    if flat is None:
-        return with_keywords(ds, primary={"S_FLAT": "SKIPPED"})
-    data, dq, err = prepare_flat(*flat)
-    out = apply_flat(ds, data, dq, err)
-    return out
+    return None if flat is None else prepare_flat(*flat)
 
 
 def read_flat(path: str, ds: xr.Dataset):

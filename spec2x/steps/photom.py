@@ -10,10 +10,13 @@ becomes the ``area`` coordinate; PIXAR_SR/PIXAR_A2 come from it (else from the P
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import astropy.units as u
 import numpy as np
 import xarray as xr
 from astropy.io import fits
+from stdatamodels.jwst import datamodels
 
 from spec2x.dq import DO_NOT_USE, match_nans_and_flags
 from spec2x.errors import NotImplementedForMode, RefError
@@ -24,25 +27,49 @@ _MICRONS_100 = 1.0e-4  # 100 microns in metres: smaller table wavelengths are in
 _VARIANCES = ("var_poisson", "var_rnoise", "var_flat")
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What photom does to every integration: keywords, the AREA map, the conversion (scalar or map)."""
+
+    primary: dict
+    sci: dict
+    err: dict | None = None
+    area: np.ndarray | None = None
+    conversion: object = None
+    no_cal: np.ndarray | None = None
+
+
 def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
     """Flux-calibrate ``ds``; S_PHOTOM=SKIPPED when the PHOTOM reference is N/A."""
+    return apply(ds, prepare(ds, refs))
+
+
+def apply(ds: xr.Dataset, p: Prepared) -> xr.Dataset:
+    out = ds if p.area is None else ds.assign_coords(area=(("y", "x"), p.area))
+    if p.conversion is not None:
+        out = scale(out, p.conversion, p.no_cal)
+    extra = {"err": p.err} if p.err is not None else {}
+    return with_keywords(out, primary=p.primary, sci=p.sci, **extra)
+
+
+def prepare(ds: xr.Dataset, refs: dict) -> Prepared:
+    """Conversion factors and keywords for this exposure, from the PHOTOM and AREA references."""
     if not refs.get("photom"):
-        return with_keywords(ds, primary={"S_PHOTOM": "SKIPPED"})
+        return Prepared(primary={"S_PHOTOM": "SKIPPED"}, sci={})
     instrument = str(keyword(ds, "INSTRUME", "")).upper()
     detector = str(keyword(ds, "DETECTOR", "")).upper()
     if instrument != "MIRI" or detector != "MIRIMAGE":
         raise NotImplementedForMode(f"photom: only MIRI MIRIMAGE is implemented, not {instrument} {detector}")
 
     with fits.open(refs["photom"]) as hdul:
-        phot_header = dict(hdul[0].header)
         table = np.array(hdul["PHOTOM"].data)
         timecoeffs = {n: np.array(hdul[n].data) for n in ("TIMECOEFF_LINEAR", "TIMECOEFF_EXPONENTIAL",
                                                             "TIMECOEFF_POWERLAW") if n in hdul}
-    out, sci_kw = _area_info(ds, refs.get("area"), phot_header)
+    area, sci_kw = _area_info(ds, refs.get("area"), refs["photom"])
 
     row = _find_row(table, keyword(ds, "FILTER"), keyword(ds, "SUBARRAY"), refs["photom"])
     if row is None:  # jwst leaves the data uncalibrated and still records COMPLETE
-        return with_keywords(out, sci=sci_kw)
+        return Prepared(primary={}, sci=sci_kw, area=area)
     conversion = np.float32(table["photmjsr"][row])  # the schema's dtypes: float32 columns
     correction = _time_correction(timecoeffs, len(table), keyword(ds, "EXPMID"))
     if correction is not None and correction[row] != 1.0:
@@ -52,9 +79,8 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
     no_cal = None
     if "wavelength" in table.dtype.names:
         conversion, no_cal = _conversion_2d(conversion, table[row], _wavelength_map(ds))
-    out = scale(out, conversion, no_cal)
     err_hdr = {**ds.attrs.get("err", {}), "BUNIT": "MJy/sr"}
-    return with_keywords(out, sci=sci_kw, err=err_hdr)
+    return Prepared(primary={}, sci=sci_kw, err=err_hdr, area=area, conversion=conversion, no_cal=no_cal)
 
 
 def scale(ds: xr.Dataset, conversion, no_cal=None) -> xr.Dataset:
@@ -145,19 +171,30 @@ def _conversion_2d(conversion, row, wavelength):
     return conv, no_cal
 
 
-def _area_info(ds: xr.Dataset, area_path, phot_header: dict):
-    """``ds`` with the ``area`` coordinate cut from the AREA reference, and the PIXAR_* SCI keywords."""
-    if area_path:
-        with fits.open(area_path) as hdul:
-            header = dict(hdul[0].header)
-            area = np.asarray(hdul["SCI"].data, dtype=np.float32)
-        y0, x0 = int(keyword(ds, "SUBSTRT2", 1)) - 1, int(keyword(ds, "SUBSTRT1", 1)) - 1
-        ny = int(keyword(ds, "SUBSIZE2", ds.sizes["y"]))
-        nx = int(keyword(ds, "SUBSIZE1", ds.sizes["x"]))
-        cut = area[y0:y0 + ny, x0:x0 + nx]
-        if cut.shape != (ds.sizes["y"], ds.sizes["x"]):
-            raise RefError("photom", "area", f"{area_path}: {area.shape} array does not cover the subarray")
-        ds = ds.assign_coords(area=(("y", "x"), cut.copy()))
-    else:
-        header = phot_header
-    return ds, {key: float(header[key]) for key in ("PIXAR_SR", "PIXAR_A2") if header.get(key) is not None}
+def _pixel_area(path: str) -> dict:
+    """PIXAR_SR / PIXAR_A2 of a reference file as jwst reads them: from the ASDF metadata tree when the
+    file has one (full precision), else from the FITS header."""
+    values = {"PIXAR_SR": None, "PIXAR_A2": None}
+    with datamodels.open(path) as model:
+        try:
+            values = {"PIXAR_SR": model.meta.photometry.pixelarea_steradians,
+                      "PIXAR_A2": model.meta.photometry.pixelarea_arcsecsq}
+        except AttributeError:  # a model without photometry metadata: read the header
+            header = fits.getheader(path)
+            values = {key: header.get(key) for key in values}
+    return {k: float(v) for k, v in values.items() if v is not None}
+
+
+def _area_info(ds: xr.Dataset, area_path, photom_path: str):
+    """The AREA map cut to the subarray (None without a reference) and the PIXAR_* SCI keywords."""
+    if not area_path:
+        return None, _pixel_area(photom_path)
+    with fits.open(area_path) as hdul:
+        area = np.asarray(hdul["SCI"].data, dtype=np.float32)
+    y0, x0 = int(keyword(ds, "SUBSTRT2", 1)) - 1, int(keyword(ds, "SUBSTRT1", 1)) - 1
+    ny = int(keyword(ds, "SUBSIZE2", ds.sizes["y"]))
+    nx = int(keyword(ds, "SUBSIZE1", ds.sizes["x"]))
+    cut = area[y0:y0 + ny, x0:x0 + nx]
+    if cut.shape != (ds.sizes["y"], ds.sizes["x"]):
+        raise RefError("photom", "area", f"{area_path}: {area.shape} array does not cover the subarray")
+    return cut.copy(), _pixel_area(area_path)

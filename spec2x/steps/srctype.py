@@ -97,7 +97,16 @@ def decide(kw: dict, source_type: str | None = None) -> tuple[str, str]:
 
 
 def run(ds: xr.Dataset, refs: dict, source_type: str | None = None) -> xr.Dataset:
-    """Record SRCTYPE (SCI header) and S_SRCTYP; without SRCTYAPT, jwst copies the input SRCTYPE into it."""
+    """Record SRCTYPE (SCI header); without SRCTYAPT, jwst copies the input SRCTYPE into it."""
+    return apply(ds, prepare(ds, refs, source_type))
+
+
+def apply(ds: xr.Dataset, keywords: dict) -> xr.Dataset:
+    return with_keywords(ds, **keywords)
+
+
+def prepare(ds: xr.Dataset, refs: dict, source_type: str | None = None) -> dict:
+    """The PRIMARY and SCI keywords srctype records for this exposure."""
     kw = exposure_keywords(ds)
     value, why = decide(kw, source_type)
     log.info("srctype: SRCTYPE = %s (%s)", value, why)
@@ -107,4 +116,4 @@ def run(ds: xr.Dataset, refs: dict, source_type: str | None = None) -> xr.Datase
         log.warning("SRCTYAPT keyword not found in input; using SRCTYPE instead")
         if kw.get("SRCTYPE") is not None:
             primary["SRCTYAPT"] = kw["SRCTYPE"]
-    return with_keywords(ds, primary=primary, sci={"SRCTYPE": value})
+    return {"primary": primary, "sci": {"SRCTYPE": value}}
