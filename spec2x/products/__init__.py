@@ -332,15 +332,19 @@ def _spectral_columns(spectra: xr.Dataset, segment: int) -> dict:
     computed block, dask arrays for a lazy Dataset (whose shapes and chunks lay out a product)."""
     flux = spectra["flux"]
     nints, n_wave = spectra.sizes["integration"], spectra.sizes["spectral"]
-    columns = {name: spectra[name.lower()].broadcast_like(flux).transpose(*flux.dims).data
-               for name in SPECTRAL_COLUMNS}
+    lazy = isinstance(flux.data, da.Array)
+    columns = {}
+    for name in SPECTRAL_COLUMNS:
+        var = spectra[name.lower()]
+        data = var.data if var.dims == flux.dims else var.transpose(*[d for d in flux.dims if d in var.dims]).data
+        columns[name] = data if data.shape == flux.shape else (da if lazy else np).broadcast_to(data, flux.shape)
     columns["INT_NUM"] = spectra["integration_number"].values.astype(np.int32)
     columns["N_ALONGDISP"] = np.full(nints, n_wave, dtype=np.uint32)
     columns["SEGMENT"] = np.full(nints, segment, dtype=np.int32)
     for column, coord in TIME_COLUMNS.items():
         values = spectra[coord].values if coord in spectra.coords else np.full(nints, np.nan)
         columns[column] = values.astype(np.float64)
-    if isinstance(flux.data, da.Array):
+    if lazy:
         chunks = flux.data.chunks[0]
         columns = {name: (c if c.chunks[0] == chunks else c.rechunk((chunks, *c.shape[1:])))
                    if isinstance(c, da.Array) else da.from_array(c, chunks=(chunks, *c.shape[1:]))
