@@ -12,7 +12,8 @@ integrations of MIRI LRS slitless data, against the I/O floor measured in the sa
 * I/O floor = time to ``cat`` the inputs to /dev/null + time to write the same number of bytes as the
   products (``dd`` from /dev/zero, fsync'd), both measured in the same run; throughput fraction =
   floor / spec2x wall time.  Page cache is dropped first when possible (root), otherwise noted.
-* Graph build = ``spec2x.calibrate`` + building the chunk tasks, in-process, before any compute.
+* Graph build = ``spec2x.calibrate`` + building the chunk tasks, in-process, before any compute
+  (reference files read, WCS and extraction plan prepared, one task per chunk).
 Appends one JSON line per run to benchmarks/results.jsonl and prints it.
 """
 
@@ -90,8 +91,8 @@ def graph_build_seconds(case: dict, chunk: int | None) -> dict:
         "import json,sys,time;t=time.perf_counter();import spec2x;from spec2x.products import chunks;"
         "t1=time.perf_counter();c=json.loads(sys.argv[1]);"
         "r=spec2x.calibrate(c['rateints'],refs=c['refs'],chunk_ints=c['chunk']);"
-        "src=[v.data for v in r.cube.data_vars.values()]+[r.spectra[v].data for v in r.spectra.data_vars if r.spectra[v].ndim==2];"
-        "tasks=chunks.tasks(src,[None]*len(src),None);t2=time.perf_counter();"
+        "w=chunks.ChunkWriter(r.recipe,r.cube.attrs['source'],(),None);"
+        "tasks=chunks.tasks(w,r.cube.sci.data.chunks[0]);t2=time.perf_counter();"
         "print(json.dumps({'import_s':t1-t,'graph_s':t2-t1,'chunks':len(tasks)}))")
     out = subprocess.run([sys.executable, "-c", probe, json.dumps({**case, "chunk": chunk})],
                          capture_output=True, text=True, check=True)

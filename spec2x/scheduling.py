@@ -14,6 +14,7 @@ import importlib.util
 import logging
 import socket
 import sys
+import uuid
 
 import dask
 from dask.callbacks import Callback
@@ -201,7 +202,7 @@ def _run_on_cluster(client, tasks, bar):
     from distributed.client import CancelledError
     from distributed.scheduler import KilledWorker
 
-    futures = client.compute(list(tasks))
+    futures = _submit(client, tasks)
     try:
         for future in as_completed(futures):
             bar.update(future.result())
@@ -215,3 +216,43 @@ def _run_on_cluster(client, tasks, bar):
     except BaseException:
         client.cancel(futures)
         raise
+
+
+def _submit(client, tasks) -> list:
+    """Futures of the chunk tasks.  ``chunks.tasks`` calls one writer (the exposure's recipe: prepared
+    reference arrays, about 1.5 MB for MIRI LRS) on each chunk; submitted as it is, every task would
+    carry its own copy of the writer to its worker.  The writer goes to the cluster once instead, as a
+    task of its own (recomputed if the worker holding it dies), and each chunk task refers to it."""
+    calls = _writer_calls(tasks)
+    if calls is None:
+        return client.compute(list(tasks))
+    writer, args = calls
+    shared = client.submit(_identity, writer, key=f"spec2x-writer-{uuid.uuid4().hex}", pure=False)
+    return client.map(_call, [shared] * len(args), *zip(*args), key=[t.key for t in tasks], pure=False)
+
+
+def _writer_calls(tasks):
+    """``(writer, [(chunk, start, stop), ...])`` when every task calls the same writer on a chunk, else None."""
+    writer, args = None, []
+    try:
+        for task in tasks:
+            spec = task.__dask_graph__()[task.key]
+            call = tuple(spec.args)
+            if spec.kwargs or len(call) != 3 or not all(isinstance(a, int) for a in call):
+                return None
+            if writer is None:
+                writer = spec.func
+            if spec.func is not writer:
+                return None
+            args.append(call)
+    except Exception:  # another dask's task representation: submit the graph as it is
+        return None
+    return (writer, args) if args else None
+
+
+def _identity(value):
+    return value
+
+
+def _call(writer, chunk: int, start: int, stop: int) -> int:
+    return writer(chunk, start, stop)
