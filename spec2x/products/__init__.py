@@ -55,13 +55,11 @@ def rootname(filename: str, segments: int = 1) -> str:
 
 @dataclass
 class Output:
-    """One product on its way to disk: final and temporary paths, the (lazy array, target) pairs that
-    lay it out, and ``pick(cube, spectra) -> {target name: block}`` that takes a computed chunk's
-    blocks for it (``names`` lists the targets' names, in order)."""
+    """One product on its way to disk: final and temporary paths, its write targets and their names,
+    and ``pick(cube, spectra) -> {target name: block}`` that takes a computed chunk's blocks for it."""
 
     final: Path
     temporary: Path
-    sources: list = field(default_factory=list)
     targets: list = field(default_factory=list)
     names: list = field(default_factory=list)
     pick: object = None
@@ -127,8 +125,8 @@ def write(result, outdir, fmt: str = "fits", overwrite: bool = False, resume: bo
     journal = chunks.Journal(outdir / f".{next(iter(finals.values())).name.rsplit('_', 1)[0]}.spec2x-run")
     reuse = False
     try:
-        sources_chunks = result.cube["sci"].data.chunks[0]
-        fingerprint = chunks.fingerprint(result, fmt, sources_chunks)
+        chunking = result.cube["sci"].data.chunks[0]
+        fingerprint = chunks.fingerprint(result, fmt, chunking)
         if resume and journal.fingerprint() is not None:
             if journal.fingerprint() != fingerprint:
                 raise Spec2xError(f"{journal.folder}: the interrupted run had other inputs, references or "
@@ -140,7 +138,7 @@ def write(result, outdir, fmt: str = "fits", overwrite: bool = False, resume: bo
             {"cal": _cube_output, "x1d": _spectra_output}[kind](result, out, fmt, reuse)
         writer = chunks.ChunkWriter(result.recipe, result.cube.attrs["source"],
                                     tuple((o.pick, dict(zip(o.names, o.targets))) for o in outputs.values()), journal)
-        todo = chunks.tasks(writer, sources_chunks, skip=journal.done() if reuse else frozenset())
+        todo = chunks.tasks(writer, chunking, skip=journal.done() if reuse else frozenset())
         (run or chunks.compute)(todo)
         for out in outputs.values():
             out.commit()
@@ -211,9 +209,7 @@ def _cube_output(result, out: Output, fmt: str, reuse: bool):
     else:
         hdulist = _cube_hdulist(model, streamed)
         targets = fits_io.lay_out(str(out.temporary), hdulist, streamed, reuse)
-        for ext, arr in arrays.items():
-            out.sources.append(arr)
-            out.targets.append(targets[ext])
+        out.targets.extend(targets[ext] for ext in arrays)
     out.names = list(arrays)
     out.pick = functools.partial(_pick_cube, variables={ext: var for var, ext in CUBE_EXTENSIONS.items()})
 

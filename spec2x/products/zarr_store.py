@@ -88,9 +88,7 @@ def _table(model):
 
 def _reopen(out, arrays: dict, prefix: str):
     root = zarr.open_group(str(out.temporary), mode="r+", zarr_format=3)
-    for name, arr in arrays.items():
-        out.sources.append(arr)
-        out.targets.append(root[prefix + name])
+    out.targets.extend(root[prefix + name] for name in arrays)
 
 
 def create_cube(out, model, arrays: dict, cube, reuse: bool = False, template=None):
@@ -110,7 +108,6 @@ def create_cube(out, model, arrays: dict, cube, reuse: bool = False, template=No
                                    dtype=arr.dtype, fill_value=0, compressors=COMPRESSORS)
         target.attrs["header"] = headers.get(ext, {})
         target.attrs["_ARRAY_DIMENSIONS"] = ["integration", "y", "x"]
-        out.sources.append(arr)
         out.targets.append(target)
     for ext in ("WAVELENGTH", "AREA"):
         values = getattr(model, ext.lower(), None)
@@ -136,6 +133,5 @@ def create_spectra(out, model, columns: dict, spectra, reuse: bool = False, temp
     for name, arr in columns.items():
         target = table.create_array(name, shape=arr.shape, chunks=(arr.chunks[0][0], *arr.shape[1:]),
                                     dtype=arr.dtype, fill_value=0, compressors=COMPRESSORS)
-        out.sources.append(arr)
         out.targets.append(target)
     _int_times(root, _table(model))
