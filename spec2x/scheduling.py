@@ -81,18 +81,17 @@ def scheduler(spec: str | None):
         with _quiet_distributed() as quiet, dask.config.set(_LOCAL_CLUSTER_CONFIG), \
                 LocalCluster(n_workers=_local_workers(spec), threads_per_worker=1, processes=True,
                              dashboard_address=":0") as cluster:
-            try:
-                with Client(cluster) as client:
-                    _announce_dashboard(client)
+            with Client(cluster) as client:
+                _announce_dashboard(client)
+                with _quiet_teardown(quiet):
                     yield client
-            finally:
-                quiet(logging.ERROR)  # a worker slow to stop is killed at close: not worth a warning
         return
-    with _quiet_distributed():
+    with _quiet_distributed() as quiet:
         client = connect(spec)
         with client:
             _announce_dashboard(client)
-            yield client
+            with _quiet_teardown(quiet):
+                yield client
 
 
 def _probe(address: str, timeout: float = 5.0):
@@ -127,7 +126,8 @@ def connect(address: str, timeout: float = CONNECT_TIMEOUT):
 def _quiet_distributed():
     """distributed logs every start and stop at INFO: keep warnings and errors only.  Yields a
     function that raises the threshold further; every level is restored on exit."""
-    loggers = [logging.getLogger(name) for name in ("distributed", "distributed.nanny")]
+    names = {"distributed", *(n for n in logging.root.manager.loggerDict if n.startswith("distributed."))}
+    loggers = [logging.getLogger(name) for name in sorted(names)]
     levels = [logger.level for logger in loggers]
 
     def at_least(level):
@@ -141,6 +141,19 @@ def _quiet_distributed():
     finally:
         for logger, level in zip(loggers, levels):
             logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _quiet_teardown(quiet):
+    """Closing a cluster logs workers killed for being slow to stop, and closing a client whose
+    scheduler is gone logs tracebacks: after the run (or its one-line error) they would only be noise."""
+    try:
+        yield
+    except BaseException:
+        quiet(logging.CRITICAL)
+        raise
+    finally:
+        quiet(logging.ERROR)
 
 
 def _announce_dashboard(client):
@@ -200,6 +213,7 @@ def _run_on_cluster(client, tasks, bar):
     (up to ``distributed.scheduler.allowed-failures`` deaths per task)."""
     from distributed import as_completed
     from distributed.client import CancelledError
+    from distributed.comm import CommClosedError
     from distributed.scheduler import KilledWorker
 
     futures = _submit(client, tasks)
@@ -209,10 +223,13 @@ def _run_on_cluster(client, tasks, bar):
     except KilledWorker:
         client.cancel(futures)
         deaths = dask.config.get("distributed.scheduler.allowed-failures") + 1
-        raise Spec2xError(f"dask workers died {deaths} times while computing one chunk (out of memory? try a "
-                          "smaller --chunk-ints or more memory per worker)") from None
+        raise Spec2xError(f"dask workers died {deaths} time{'s' * (deaths != 1)} while computing one chunk "
+                          "(out of memory? try a smaller --chunk-ints or more memory per worker)") from None
+    except CommClosedError as exc:
+        raise Spec2xError(f"lost the connection to the dask scheduler ({exc})") from None
     except CancelledError:
-        raise Spec2xError("the dask scheduler went away or cancelled the run before it finished") from None
+        raise Spec2xError("the dask cluster cancelled the run before it finished (did the scheduler stop, or do "
+                          "the workers run another version of spec2x?)") from None
     except BaseException:
         client.cancel(futures)
         raise
