@@ -9,6 +9,8 @@ computed again on another one (writes are idempotent), so a lost worker does not
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import importlib.util
 import logging
@@ -95,7 +97,9 @@ def scheduler(spec: str | None):
 
 
 def _probe(address: str, timeout: float = 5.0):
-    """Fail at once when nothing listens at ``address`` (distributed would retry until its timeout)."""
+    """A Spec2xError unless a dask scheduler answers at ``address`` within ``timeout`` seconds:
+    distributed itself retries a refused connection until its timeout, and waits for ever on a port
+    where something else listens."""
     from distributed.comm import parse_address, parse_host_port
 
     try:
@@ -108,11 +112,36 @@ def _probe(address: str, timeout: float = 5.0):
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
         raise Spec2xError(f"--scheduler {address}: cannot reach a dask scheduler there ({reason})") from None
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # its own event loop, even inside Jupyter's
+        try:
+            kind = pool.submit(asyncio.run, _server_type(address, timeout)).result()
+            detail = f"a dask {kind} answered"
+        except (asyncio.TimeoutError, TimeoutError):
+            kind, detail = None, f"no dask answer within {timeout:g} s"
+        except (OSError, TypeError, ValueError) as exc:  # TypeError: tls:// without TLS configuration
+            kind, detail = None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if kind != "Scheduler":
+        raise Spec2xError(f"--scheduler {address}: not a dask scheduler there ({detail})")
+
+
+async def _server_type(address: str, timeout: float) -> str:
+    """The ``type`` a dask server at ``address`` says it is (``Scheduler``, ``Worker``, ...)."""
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    comm = await asyncio.wait_for(connect(address, timeout=timeout,
+                                          **Security().get_connection_args("client")), timeout)
+    try:
+        await asyncio.wait_for(comm.write({"op": "identity"}), timeout)
+        reply = await asyncio.wait_for(comm.read(), timeout)
+    finally:
+        comm.abort()
+    return str(reply.get("type")) if isinstance(reply, dict) else type(reply).__name__
 
 
 def connect(address: str, timeout: float = CONNECT_TIMEOUT):
     """A ``distributed.Client`` of the scheduler at ``address``; a Spec2xError (one line) when there
-    is none, after at most ``timeout`` seconds (a closed port fails at once)."""
+    is none, within seconds (a closed port fails at once)."""
     from distributed import Client
 
     _probe(address, min(timeout, 5.0))
@@ -177,7 +206,7 @@ class IntegrationProgress(Callback):
 
 
 def _integrations(tasks) -> int | None:
-    """Integrations the chunk tasks will write (``write_chunk(chunk, start, stop, ...)``), if readable."""
+    """Integrations the chunk tasks will write (each calls ``writer(chunk, start, stop)``), if readable."""
     total = 0
     try:
         for task in tasks:

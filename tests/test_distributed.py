@@ -103,6 +103,16 @@ def test_bad_scheduler_spec_is_a_clear_error():
             scheduling.check(spec)
 
 
+def test_a_port_where_no_dask_scheduler_answers():
+    with socket.socket() as sock:                # listens, never answers (distributed alone would hang)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        started = time.monotonic()
+        with pytest.raises(Spec2xError, match="not a dask scheduler there"):
+            scheduling._probe(f"tcp://127.0.0.1:{sock.getsockname()[1]}", timeout=1.0)  # check() waits 5 s
+    assert time.monotonic() - started < 10
+
+
 def test_unreachable_scheduler_is_one_line_and_quick(lrs_synthetic, tmp_path):
     with socket.socket() as sock:               # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
@@ -129,16 +139,16 @@ def case120(tmp_path_factory):
 def test_worker_killed_mid_run(case120, tmp_path, capsys):
     rate, refs = case120["rateints"][0], case120["refs"]
     ref = tmp_path / "ref"
-    with spec2x.scheduling.scheduler("threads"):
-        spec2x.run(rate, ref, refs=refs, chunk_ints=2)
-    result = spec2x.calibrate(rate, refs=refs, chunk_ints=2)
+    with scheduling.scheduler("threads"):
+        spec2x.run(rate, ref, refs=refs, chunk_ints=4)
+    result = spec2x.calibrate(rate, refs=refs, chunk_ints=4)
     nchunks = len(result.cube["sci"].data.chunks[0])
     out = tmp_path / "out"
     killed = {}
 
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        client.run(lambda: __import__("spec2x.pipeline") and None)  # workers ready: chunks finish quickly
+        client.run(lambda: __import__("spec2x.pipeline") and None)  # both workers up before the run
 
         def kill_a_busy_worker():
             deadline = time.monotonic() + 60
