@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from spec2x.errors import Spec2xError
+from spec2x.synthetic import DEMOS, demo_case
 
 EXIT_USER_ERROR = 2
 
@@ -54,9 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("-o", "--output-dir", required=True, type=Path)
     export.add_argument("--overwrite", action="store_true", help="replace existing products")
 
-    demo = sub.add_parser("demo", help="make a synthetic MIRI LRS slitless exposure and run it")
+    demo = sub.add_parser("demo", help="make a built-in synthetic exposure with its reference files and run it")
     demo.add_argument("-o", "--output-dir", type=Path, default=Path("spec2x-demo"))
-    demo.add_argument("--nints", type=int, default=20)
+    demo.add_argument("--mode", choices=sorted(DEMOS), default="lrs", help="which TSO mode (default: lrs)")
+    demo.add_argument("--nints", type=int, default=None, help="number of integrations (default: the mode's)")
     return parser
 
 
@@ -126,11 +128,9 @@ def _export(args) -> int:
 
 
 def _demo(args) -> int:
-    from spec2x import synthetic
-
-    case = synthetic.make_miri_lrs_slitless(args.output_dir / "input", nints=args.nints, seed=1)
+    case = demo_case(args.output_dir / "input", args.mode, args.nints)
     refs = [f"{k}={v}" for k, v in case["refs"].items()]
-    print(f"demo exposure: {case['rateints'][0]} ({args.nints} integrations)")
+    print(f"demo exposure: {case['rateints'][0]} ({case['nints']} integrations)")
     argv = ["run", *map(str, case["rateints"]), "-o", str(args.output_dir / "products"), "--overwrite"]
     for ref in refs:
         argv += ["--ref", ref]

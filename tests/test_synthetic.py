@@ -14,6 +14,7 @@ from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
 
 from spec2x import synthetic
+from spec2x.synthetic import common, miri_lrs_slitless  # noqa: F401  (submodules used as synthetic.X)
 from spec2x.synthetic import make_miri_lrs_slitless, segment_bounds
 
 CUBES = ("SCI", "ERR", "DQ", "VAR_POISSON", "VAR_RNOISE")
@@ -114,14 +115,14 @@ def test_streamed_file_equals_stdatamodels_save(lrs_synthetic, tmp_path):
     FITS hash) and data are exactly what stdatamodels itself would write."""
     out = tmp_path / lrs_synthetic.rateints.name
     with datamodels.open(lrs_synthetic.rateints) as m:
-        synthetic._save(m, out)
+        synthetic.common.save(m, out)
     assert out.read_bytes() == lrs_synthetic.rateints.read_bytes()
 
 
 def test_case_json_and_refs(lrs_synthetic):
     case = json.loads((lrs_synthetic.dir / "case.json").read_text())
     assert case["rateints"] == [lrs_synthetic.rateints.name]
-    assert set(case["refs"]) == set(synthetic.REF_FILES)
+    assert set(case["refs"]) == set(synthetic.miri_lrs_slitless.REF_FILES)
     for reftype, path in lrs_synthetic.refs.items():
         assert path.exists()
         if path.suffix != ".json":

@@ -17,20 +17,23 @@ stdatamodels, the data are written at their offsets; the file is byte-identical 
 from __future__ import annotations
 
 import json
-import math
-import mmap
 import re
 from pathlib import Path
 
-import asdf
 import numpy as np
 from astropy import units as u
 from astropy.modeling import models
-from stdatamodels import fits_support
 from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
 
-from spec2x.products import fitsfile
+from spec2x.synthetic.common import (
+    CUBES,
+    MODEL_ATTR,
+    lazy_array,
+    save,
+    segment_bounds,
+    write_streamed,
+)
 
 # Geometry (pysiaf, MIRI, PRDOPSSOC-075)
 SUB_NAME = "SLITLESSPRISM"
@@ -52,7 +55,6 @@ BJD_OFFSET = 0.0037                                     # crude barycentric offs
 VELOSYS = -12345.6                                      # m/s
 TRANSIT_DEPTH = 0.01
 JITTER = 1e-3                                           # per-integration gray jitter (rms)
-FILE_DATE = "2024-07-10T00:00:00.000"                   # fixed DATE keyword: byte-identical files
 DEFAULT_NAME = "jw09999001001_02101_00001-seg001_mirimage"
 
 # Trace / wavelength truth (subarray, 0-based)
@@ -70,9 +72,6 @@ EXTRACT = {"xstart": 32, "xstop": 43, "bkg_coeff": [[14.5], [24.5], [50.5], [60.
 REF_FILES = {"specwcs": "specwcs.fits", "distortion": "distortion.asdf", "flat": "flat.fits",
              "photom": "photom.fits", "area": "area.fits", "extract1d": "extract1d.json",
              "apcorr": "apcorr.fits"}
-CUBES = {"SCI": np.float32, "ERR": np.float32, "DQ": np.uint32, "VAR_POISSON": np.float32,
-         "VAR_RNOISE": np.float32}
-_ATTR = {"SCI": "data", "ERR": "err", "DQ": "dq", "VAR_POISSON": "var_poisson", "VAR_RNOISE": "var_rnoise"}
 _PX = dqflags.pixel
 STATIC_BAD = [(100, 36, "HOT"), (250, 40, "DEAD"), (300, 20, "HOT"), (17, 33, "HOT")]
 SATURATED_PIXEL = (330, 37)
@@ -106,17 +105,6 @@ def transit(t_mjd, tc, depth=TRANSIT_DEPTH, dur=0.06):
 # ---------------------------------------------------------------------------------------------
 # Reference files
 # ---------------------------------------------------------------------------------------------
-def _save(model, path):
-    """Validate and save with a fixed DATE, so rebuilt files are byte-identical (cache keys)."""
-    model.on_save(str(path))
-    model.meta.date = FILE_DATE
-    model.validate()
-    if Path(path).suffix == ".asdf":
-        asdf.AsdfFile(model._instance).write_to(str(path))
-    else:
-        fits_support.to_fits(model._instance, model._schema).writeto(str(path), overwrite=True)
-
-
 def _ref_meta(m, reftype, p_exptype="MIR_LRS-FIXEDSLIT|MIR_LRS-SLITLESS|", exp_type="MIR_LRS-SLITLESS",
               subarray=False):
     meta = m.meta
@@ -151,7 +139,7 @@ def make_specwcs(path):
         setattr(m.meta, f"v2_vert{i}", v2)
         setattr(m.meta, f"v3_vert{i}", v3)
     m.wavetable = tab
-    _save(m, path)
+    save(m, path)
 
 
 def make_distortion(path):
@@ -167,7 +155,7 @@ def make_distortion(path):
               p_exptype="MIR_IMAGE|MIR_TACQ|MIR_LYOT|MIR_4QPM|MIR_CORONCAL|MIR_LRS-FIXEDSLIT|"
                         "MIR_LRS-SLITLESS|MIR_TACONFIRM|")
     m.meta.instrument.band = "N/A"
-    _save(m, path)
+    save(m, path)
 
 
 def make_flat(path, seed):
@@ -185,7 +173,7 @@ def make_flat(path, seed):
     m = datamodels.FlatModel(data=flat.astype(np.float32), dq=dq, err=np.full(shape, 0.003, np.float32))
     _ref_meta(m, "FLAT", p_exptype="MIR_LRS-SLITLESS|", subarray=True)
     m.meta.instrument.band = "N/A"
-    _save(m, path)
+    save(m, path)
 
 
 def make_photom(path):
@@ -202,7 +190,7 @@ def make_photom(path):
     m.meta.photometry.pixelarea_steradians = PIXAR_SR
     m.meta.photometry.pixelarea_arcsecsq = PIXAR_A2
     m.phot_table = np.array([("P750L", sub, PHOTMJSR, 0.5, nelem, wl, rr, ru) for sub in ("FULL", SUB_NAME)], dt)
-    _save(m, path)
+    save(m, path)
 
 
 def make_area(path):
@@ -213,7 +201,7 @@ def make_area(path):
     _ref_meta(m, "AREA", exp_type="MIR_IMAGE", p_exptype="MIR_IMAGE|MIR_LRS-FIXEDSLIT|MIR_LRS-SLITLESS|")
     m.meta.photometry.pixelarea_steradians = PIXAR_SR
     m.meta.photometry.pixelarea_arcsecsq = PIXAR_A2
-    _save(m, path)
+    save(m, path)
 
 
 def make_extract1d(path):
@@ -244,7 +232,7 @@ def make_apcorr(path):
     _ref_meta(m, "APCORR")
     m.apcorr_table = np.array([(sub, wl, nwl, size, nsize, ap, aperr) for sub in ("FULL", SUB_NAME)], dt)
     m.sizeunit = "pixels"
-    _save(m, path)
+    save(m, path)
 
 
 def make_refs(refdir, seed=1) -> dict:
@@ -382,38 +370,6 @@ def _set_exposure_meta(m, scene, i0, i1, segnum, segtot, filename):
     mt.bunit_data = mt.bunit_err = "DN/s"
 
 
-def _lazy_array(shape, dtype):
-    """Zero array backed by untouched anonymous memory: stdatamodels builds headers and the ASDF
-    tree (shapes) from it without the cube ever being resident."""
-    nbytes = max(1, math.prod(shape) * np.dtype(dtype).itemsize)
-    return np.frombuffer(mmap.mmap(-1, nbytes), dtype=dtype, count=math.prod(shape)).reshape(shape)
-
-
-def _write_streamed(path, model, fill, nrows, chunk):
-    """Write ``model`` (whose cubes are lazy placeholders) to ``path`` as stdatamodels would, with the
-    cube data produced by ``fill(j0, j1)`` (file-local integration range) and written chunk by chunk."""
-    model.on_save(str(path))
-    model.meta.date = FILE_DATE
-    model.validate()
-    hdul = fits_support.to_fits(model._instance, model._schema)
-    tmp = Path(str(path) + ".part")
-    targets = fitsfile.lay_out(str(tmp), hdul, dict.fromkeys(CUBES, nrows))
-    for j0 in range(0, nrows, chunk):
-        j1 = min(nrows, j0 + chunk)
-        for name, arr in fill(j0, j1).items():
-            targets[name][j0:j1] = arr
-    tmp.replace(path)
-
-
-def segment_bounds(nints, segments=1):
-    """0-based [i0, i1) per segment: equal sizes, the last one smaller (as in JWST segmented data)."""
-    per = -(-nints // segments)
-    bounds = [(i0, min(nints, i0 + per)) for i0 in range(0, nints, per)]
-    if len(bounds) != segments:
-        raise ValueError(f"cannot split {nints} integrations into {segments} non-empty segments")
-    return bounds
-
-
 def make_miri_lrs_slitless(outdir, nints=10, seed=1, name=None, segments=1, chunk=None) -> dict:
     """Write a synthetic MIRI LRS slitless TSO exposure and its reference files.
 
@@ -438,10 +394,10 @@ def make_miri_lrs_slitless(outdir, nints=10, seed=1, name=None, segments=1, chun
             stem = re.sub(r"-seg\d{3}", f"-seg{s:03d}", name) if re.search(r"-seg\d{3}", name) else f"{name}-seg{s:03d}"
         path = outdir / f"{stem}_rateints.fits"
         shape = (i1 - i0, YSIZE, XSIZE)
-        m = datamodels.CubeModel(**{_ATTR[k]: _lazy_array(shape, dt) for k, dt in CUBES.items()})
+        m = datamodels.CubeModel(**{MODEL_ATTR[k]: lazy_array(shape, dt) for k, dt in CUBES.items()})
         _set_exposure_meta(m, scene, i0, i1, s, segments, path.name)
         m.int_times = scene.int_times(i0, i1, m.get_dtype("int_times"))
-        _write_streamed(path, m, lambda j0, j1, i0=i0: scene.block(i0 + j0, i0 + j1), i1 - i0, chunk)
+        write_streamed(path, m, lambda j0, j1, i0=i0: scene.block(i0 + j0, i0 + j1), i1 - i0, chunk)
         m.close()
         paths.append(path)
     info = {"rateints": paths, "refs": refs, "nints": nints, "seed": seed, "segments": segments,
@@ -455,6 +411,3 @@ def make_miri_lrs_slitless(outdir, nints=10, seed=1, name=None, segments=1, chun
     return info
 
 
-def demo_case(outdir) -> dict:
-    """A small default case (20 integrations, seed 1) for ``spec2x demo``."""
-    return make_miri_lrs_slitless(outdir, nints=20, seed=1)
