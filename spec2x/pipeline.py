@@ -24,10 +24,11 @@ class Recipe:
     plan: modes.Plan
     refs: dict
     prepared: dict
+    params: dict
 
     def run(self, ds: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset | None]:
         """(cube, spectra) of ``ds``: lazy for a dask-backed Dataset, computed now for a numpy one."""
-        return _chain(ds, self.plan, self.refs, self.prepared)
+        return _chain(ds, self.plan, self.refs, self.prepared, self.params)
 
     def block(self, source, start: int, stop: int) -> tuple[xr.Dataset, xr.Dataset | None]:
         """Integrations ``[start, stop)`` read from ``source`` and calibrated now (one chunk task)."""
@@ -51,12 +52,14 @@ def _refset(refs) -> RefSet:
     return RefSet(explicit={k.lower(): str(v) for k, v in (refs or {}).items()})
 
 
-def calibrate(exposure, refs=None, skip=(), chunk_ints: int | None = None, members: dict | None = None) -> Calibrated:
+def calibrate(exposure, refs=None, skip=(), chunk_ints: int | None = None, members: dict | None = None,
+              params: dict | None = None) -> Calibrated:
     """Calibrate an exposure lazily, as jwst's Spec2Pipeline would.
 
     ``exposure`` is a path, a list of segment paths, an ASN path, or a Dataset from ``open_exposure``;
-    ``refs`` maps reftype to path (or ``"N/A"``) or is a ``RefSet``; ``skip`` names steps to leave out.
-    Nothing is computed: slice the returned Datasets and ``.compute()`` what you need, or ``run`` to
+    ``refs`` maps reftype to path (or ``"N/A"``) or is a ``RefSet``; ``skip`` names steps to leave out;
+    ``params`` = {step: {name: value}} sets step parameters (each step's ``PARAMETERS`` lists its own,
+    with jwst's defaults).  Nothing is computed: slice the returned Datasets and ``.compute()`` what you need, or ``run`` to
     write products.
     """
     ds = exposure if isinstance(exposure, xr.Dataset) else open_exposure(exposure, chunk_ints=chunk_ints)
@@ -76,13 +79,39 @@ def calibrate(exposure, refs=None, skip=(), chunk_ints: int | None = None, membe
         if chosen[step] is None:
             plan.skipped[step] = "a required reference file is N/A"
     plan = modes.Plan(plan.mode, plan.tso, tuple(ran), plan.skipped)
+    params = step_parameters(params or {}, source)
 
     prepared = {}
-    cube, spectra = _chain(ds, plan, chosen, prepared)
-    return Calibrated(cube, spectra, plan, Recipe(plan, chosen, prepared))
+    cube, spectra = _chain(ds, plan, chosen, prepared, params)
+    return Calibrated(cube, spectra, plan, Recipe(plan, chosen, prepared, params))
 
 
-def _chain(ds: xr.Dataset, plan: modes.Plan, refs: dict, prepared: dict):
+def step_parameters(given: dict, source: str = "") -> dict:
+    """{step: {name: value}} with every step's defaults filled in; an unknown step or parameter is a
+    user error that lists the valid ones."""
+    out = {}
+    for step, values in given.items():
+        if step not in modes.ALL_STEPS:
+            raise Spec2xError(f"{source}: unknown step {step!r}; steps are: {', '.join(modes.ALL_STEPS)}")
+        known = step_defaults(step)
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            valid = ", ".join(sorted(known)) or "none"
+            raise Spec2xError(f"{source}: step {step} has no parameter {unknown[0]!r} (its parameters: {valid})")
+        out[step] = {**known, **values}
+    return out
+
+
+def step_defaults(step: str) -> dict:
+    """The parameters a step supports, with jwst's defaults ({} for a step without any or not yet written)."""
+    try:
+        module = importlib.import_module(f"spec2x.steps.{step}")
+    except ModuleNotFoundError:
+        return {}
+    return dict(getattr(module, "PARAMETERS", {}))
+
+
+def _chain(ds: xr.Dataset, plan: modes.Plan, refs: dict, prepared: dict, params: dict):
     """Run the plan's steps on ``ds``; each step's per-exposure state is taken from ``prepared``, or
     prepared now (from the data as it stands before that step) and stored there."""
     cube, spectra = _prepare(ds, plan), None
@@ -90,7 +119,7 @@ def _chain(ds: xr.Dataset, plan: modes.Plan, refs: dict, prepared: dict):
         module = importlib.import_module(f"spec2x.steps.{step}")
         target = cube if spectra is None else spectra
         if step not in prepared:
-            prepared[step] = module.prepare(target, refs[step])
+            prepared[step] = module.prepare(target, refs[step], **params.get(step, {}))
         out = _record(module.apply(target, prepared[step]), step, refs[step])
         if step == "extract_1d" or spectra is not None:  # steps after extraction act on the spectra
             spectra = out
@@ -148,10 +177,11 @@ def _record_skipped(ds: xr.Dataset, plan: modes.Plan, path: tuple) -> xr.Dataset
     return with_keywords(ds, primary=primary)
 
 
-def run(inputs, outdir, refs=None, skip=(), chunk_ints=None, fmt="fits", overwrite=False, resume=False):
+def run(inputs, outdir, refs=None, skip=(), chunk_ints=None, fmt="fits", overwrite=False, resume=False,
+        params=None):
     """Calibrate an exposure and write its products into ``outdir``; returns (Calibrated, [paths])."""
     from spec2x import products
 
-    result = calibrate(inputs, refs=refs, skip=skip, chunk_ints=chunk_ints)
+    result = calibrate(inputs, refs=refs, skip=skip, chunk_ints=chunk_ints, params=params)
     paths = products.write(result, Path(outdir), fmt=fmt, overwrite=overwrite, resume=resume)
     return result, paths

@@ -174,3 +174,20 @@ def test_spectrum_wcs_matches_jwst(lrs_case, ours):
         wavelengths = b.spec[0].spec_table["WAVELENGTH"][0][::50]
         np.testing.assert_allclose(a.spec[0].meta.wcs.invert(0, 0, wavelengths),
                                    b.spec[0].meta.wcs.invert(0, 0, wavelengths), rtol=1e-12)
+
+
+def test_step_parameters_defaults_and_errors():
+    from spec2x.errors import Spec2xError
+    from spec2x.pipeline import step_parameters
+
+    assert step_parameters({"srctype": {}}) == {"srctype": {"source_type": None}}
+    assert step_parameters({"srctype": {"source_type": "EXTENDED"}})["srctype"]["source_type"] == "EXTENDED"
+    with pytest.raises(Spec2xError, match="unknown step 'srctyp'.*srctype"):
+        step_parameters({"srctyp": {}}, "x.fits")
+    with pytest.raises(Spec2xError, match="srctype has no parameter 'kind' .*source_type"):
+        step_parameters({"srctype": {"kind": 1}}, "x.fits")
+
+
+def test_source_type_parameter_reaches_the_step(lrs_synthetic):
+    result = spec2x.calibrate(lrs_synthetic.rateints, refs=lrs_synthetic.refs, params={"srctype": {"source_type": "EXTENDED"}})
+    assert result.cube.attrs["sci"]["SRCTYPE"] == "EXTENDED"

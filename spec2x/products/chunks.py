@@ -56,7 +56,8 @@ def fingerprint(result, fmt: str, chunks: tuple) -> dict:
     files = [(str(Path(p).resolve()), os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in result.cube.attrs["paths"]]
     refs = sorted((k, str(v)) for k, v in result.cube.attrs["primary"].items() if k.startswith("R_"))
     steps = list(result.plan.run)
-    digest = hashlib.sha256(json.dumps([files, refs, steps, fmt, list(chunks)]).encode()).hexdigest()
+    params = sorted((step, sorted(values.items())) for step, values in result.recipe.params.items())
+    digest = hashlib.sha256(json.dumps([files, refs, steps, params, fmt, list(chunks)], default=str).encode()).hexdigest()
     return {"inputs": [f[0] for f in files], "format": fmt, "chunks": len(chunks), "digest": digest}
 
 

@@ -2,7 +2,10 @@
 
 Every step module exposes
 
-    def run(ds: xr.Dataset, refs: dict[str, str | None]) -> xr.Dataset
+    def prepare(ds, refs, **params)   # once per exposure: WCS, flat, conversion maps, extraction plan
+    def apply(ds, prepared)           # lazy on dask, or eager on one chunk of integrations
+    def run(ds, refs) = apply(ds, prepare(ds, refs))
+    PARAMETERS = {name: jwst's default}   # only in steps that take parameters (``calibrate(params=)``)
 
 ``refs`` maps the reference types the mode table (``spec2x.modes``) lists for the step to a checked
 path, or None when N/A.  The pipeline records S_xxxxx/R_xxxxx keywords; a step only sets its own

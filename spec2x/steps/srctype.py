@@ -51,6 +51,7 @@ PER_SLIT = {"NRS_MSASPEC", "NIS_WFSS", "NRC_WFSS", "MIR_WFSS"}
 TSO_EXP_TYPES = {"NRC_TSIMAGE", "NRC_TSGRISM", "NRS_BRIGHTOBJ"}
 NOD_MARKERS = ("NOD", "POINT-SOURCE")
 USER_TYPES = ("POINT", "EXTENDED")
+PARAMETERS = {"source_type": None}  # jwst: a user override of the decision, POINT or EXTENDED
 
 
 def _true(value) -> bool:
