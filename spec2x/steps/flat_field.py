@@ -13,7 +13,9 @@ import numpy as np
 import xarray as xr
 from astropy.io import fits
 
-from spec2x.dq import PIXEL, match_nans_and_flags, remap_dq
+from kernels import pixel
+from spec2x.blockwise import apply_kernel
+from spec2x.dq import PIXEL, remap_dq
 from spec2x.errors import NotImplementedForMode, RefError
 from spec2x.meta import keyword, with_keywords
 
@@ -98,16 +100,10 @@ def prepare_flat(data, dq, err):
 
 
 def apply_flat(ds: xr.Dataset, data, dq, err) -> xr.Dataset:
-    """Lazy division of the cubes by a prepared (y, x) flat, jwst's float32 operation order."""
-    flat = xr.DataArray(data, dims=("y", "x"))
-    flat_sq = xr.DataArray(data * data, dims=("y", "x"))
-    err_sq = xr.DataArray(err ** 2, dims=("y", "x"))
-    out = ds.copy(deep=False)
-    out["sci"] = ds["sci"] / flat
-    out["var_flat"] = out["sci"] ** 2 / flat_sq * err_sq
+    """Lazy division of the cubes by a prepared (y, x) flat, in jwst's float32 operation order, with its
+    NaN / DO_NOT_USE matching (one fused kernel pass per chunk)."""
     zero = xr.zeros_like(ds["sci"])
-    out["var_poisson"] = ds.get("var_poisson", zero) / flat_sq
-    out["var_rnoise"] = ds.get("var_rnoise", zero) / flat_sq
-    out["err"] = np.sqrt(out["var_poisson"] + out["var_rnoise"] + out["var_flat"])
-    out["dq"] = ds["dq"] | xr.DataArray(dq, dims=("y", "x"))
-    return match_nans_and_flags(out)
+    inputs = ["sci", ds.get("var_poisson", zero), ds.get("var_rnoise", zero), "dq"]
+    outputs = {"sci": np.float32, "err": np.float32, "dq": np.uint32, "var_poisson": np.float32,
+               "var_rnoise": np.float32, "var_flat": np.float32}
+    return apply_kernel(pixel.divide_by_flat, ds, inputs, outputs, (data, data * data, err ** 2, dq))

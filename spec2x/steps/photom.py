@@ -18,7 +18,9 @@ import xarray as xr
 from astropy.io import fits
 from stdatamodels.jwst import datamodels
 
-from spec2x.dq import DO_NOT_USE, match_nans_and_flags
+from kernels import pixel
+from spec2x.blockwise import apply_kernel
+from spec2x.dq import DO_NOT_USE
 from spec2x.errors import NotImplementedForMode, RefError
 from spec2x.meta import keyword, with_keywords
 
@@ -85,22 +87,19 @@ def prepare(ds: xr.Dataset, refs: dict) -> Prepared:
 
 def scale(ds: xr.Dataset, conversion, no_cal=None) -> xr.Dataset:
     """Lazy SCI, ERR x conversion and VAR_* x conversion² (computed in the conversion's dtype, stored
-    float32 as jwst's in-place products are); DO_NOT_USE where ``no_cal``; then NaN/flag matching."""
-    if np.ndim(conversion):
-        factor = xr.DataArray(conversion, dims=("y", "x"))
-        factor_sq = xr.DataArray(conversion * conversion, dims=("y", "x"))
-    else:
-        factor, factor_sq = conversion, conversion * conversion
-    out = ds.copy(deep=False)
-    for name in ("sci", "err"):
-        out[name] = (ds[name] * factor).astype(np.float32)
-    for name in _VARIANCES:
-        if name in ds.data_vars:
-            out[name] = (ds[name] * factor_sq).astype(np.float32)
-    if no_cal is not None:
-        flags = xr.DataArray(np.where(no_cal, DO_NOT_USE, np.uint32(0)).astype(np.uint32), dims=("y", "x"))
-        out["dq"] = ds["dq"] | flags
-    return match_nans_and_flags(out)
+    float32 as jwst's in-place products are); DO_NOT_USE where ``no_cal``; NaN/flag matching; one fused
+    kernel pass per chunk."""
+    shape = (ds.sizes["y"], ds.sizes["x"])
+    factor = np.broadcast_to(np.asarray(conversion), shape)
+    flags = np.zeros(shape, np.uint32) if no_cal is None else np.where(no_cal, DO_NOT_USE, np.uint32(0))
+    present = np.array([name in ds.data_vars for name in _VARIANCES])
+    zero = xr.zeros_like(ds["sci"])
+    inputs = ["sci", "err", "dq", *(ds[name] if name in ds.data_vars else zero for name in _VARIANCES)]
+    outputs = {"sci": np.float32, "err": np.float32, "dq": np.uint32,
+               **{name: np.float32 for name in _VARIANCES}}
+    out = apply_kernel(pixel.scale_by_conversion, ds, inputs, outputs,
+                       (factor, factor * factor, flags.astype(np.uint32), present))
+    return out.drop_vars([name for name, kept in zip(_VARIANCES, present) if not kept])
 
 
 def _find_row(table, filt, subarray, path):
