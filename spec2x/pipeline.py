@@ -26,13 +26,15 @@ class Recipe:
     prepared: dict
     params: dict
 
-    def run(self, ds: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset | None]:
-        """(cube, spectra) of ``ds``: lazy for a dask-backed Dataset, computed now for a numpy one."""
-        return _chain(ds, self.plan, self.refs, self.prepared, self.params)
+    def run(self, ds: xr.Dataset, record: bool = True) -> tuple[xr.Dataset, xr.Dataset | None]:
+        """(cube, spectra) of ``ds``: lazy for a dask-backed Dataset, computed now for a numpy one;
+        ``record=False`` leaves the S_*/R_* keywords out (they come from the lazy result)."""
+        return _chain(ds, self.plan, self.refs, self.prepared, self.params, record)
 
     def block(self, source, start: int, stop: int) -> tuple[xr.Dataset, xr.Dataset | None]:
-        """Integrations ``[start, stop)`` read from ``source`` and calibrated now (one chunk task)."""
-        return self.run(source.read(start, stop))
+        """Integrations ``[start, stop)`` read from ``source`` and calibrated now (one chunk task): the
+        arrays only, so a fresh worker never loads the datamodel schemas the keywords come from."""
+        return self.run(source.read(start, stop), record=False)
 
 
 @dataclass
@@ -111,7 +113,7 @@ def step_defaults(step: str) -> dict:
     return dict(getattr(module, "PARAMETERS", {}))
 
 
-def _chain(ds: xr.Dataset, plan: modes.Plan, refs: dict, prepared: dict, params: dict):
+def _chain(ds: xr.Dataset, plan: modes.Plan, refs: dict, prepared: dict, params: dict, record: bool = True):
     """Run the plan's steps on ``ds``; each step's per-exposure state is taken from ``prepared``, or
     prepared now (from the data as it stands before that step) and stored there."""
     cube, spectra = _prepare(ds, plan), None
@@ -120,11 +122,15 @@ def _chain(ds: xr.Dataset, plan: modes.Plan, refs: dict, prepared: dict, params:
         target = cube if spectra is None else spectra
         if step not in prepared:
             prepared[step] = module.prepare(target, refs[step], **params.get(step, {}))
-        out = _record(module.apply(target, prepared[step]), step, refs[step])
+        out = module.apply(target, prepared[step])
+        if record:
+            out = _record(out, step, refs[step])
         if step == "extract_1d" or spectra is not None:  # steps after extraction act on the spectra
             spectra = out
         else:
             cube = out
+    if not record:
+        return cube, spectra
     cube = _record_skipped(cube, plan, plan.mode.jwst_path)
     if spectra is not None:
         spectra = _record_skipped(spectra, plan, plan.mode.jwst_path + modes.SPECTRA_PATH)
