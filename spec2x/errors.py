@@ -24,3 +24,11 @@ class RefError(Spec2xError):
 
 class NotImplementedForMode(Spec2xError):
     """A step of the mode's plan that spec2x does not have yet."""
+
+
+class Interrupted(Spec2xError):
+    """The run stopped before it finished (lost scheduler, cancelled cluster): the finished chunks and the
+    journal are kept so ``--resume`` continues from them."""
+
+    def __init__(self, problem):
+        super().__init__(f"{problem}; the finished chunks are kept: run the same command with --resume")

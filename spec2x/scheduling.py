@@ -12,17 +12,19 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import hashlib
 import importlib.util
 import logging
 import socket
 import sys
 import uuid
+from pathlib import Path
 
 import dask
 from dask.callbacks import Callback
 from tqdm import tqdm
 
-from spec2x.errors import Spec2xError
+from spec2x.errors import Interrupted, Spec2xError
 from spec2x.products.chunks import TASK_PREFIX
 
 LOCAL_SCHEDULERS = ("threads", "processes", "sync", "synchronous")
@@ -245,6 +247,7 @@ def _run_on_cluster(client, tasks, bar):
     from distributed.comm import CommClosedError
     from distributed.scheduler import KilledWorker
 
+    check_workers(client)
     futures = _submit(client, tasks)
     try:
         for future in as_completed(futures):
@@ -255,13 +258,43 @@ def _run_on_cluster(client, tasks, bar):
         raise Spec2xError(f"dask workers died {deaths} time{'s' * (deaths != 1)} while computing one chunk "
                           "(out of memory? try a smaller --chunk-ints or more memory per worker)") from None
     except CommClosedError as exc:
-        raise Spec2xError(f"lost the connection to the dask scheduler ({exc})") from None
+        raise Interrupted(f"lost the connection to the dask scheduler ({exc})") from None
     except CancelledError:
-        raise Spec2xError("the dask cluster cancelled the run before it finished (did the scheduler stop, or do "
-                          "the workers run another version of spec2x?)") from None
+        raise Interrupted("the dask cluster cancelled the run before it finished (did the scheduler stop?)") from None
     except BaseException:
         client.cancel(futures)
         raise
+
+
+def code_fingerprint() -> str:
+    """spec2x's version and a digest of its source (package and kernels): workers must run the same code
+    as the client, or chunks would be calibrated differently (or fail to unpickle)."""
+    import spec2x
+    import kernels
+
+    digest = hashlib.sha256()
+    for package in (spec2x, kernels):
+        root = Path(package.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
+    return f"{spec2x.__version__}+{digest.hexdigest()[:12]}"
+
+
+def _worker_fingerprint() -> str:
+    try:
+        return code_fingerprint()
+    except ImportError as exc:
+        return f"none ({exc})"
+
+
+def check_workers(client):
+    """A user error naming the workers whose spec2x differs from the client's (checked before any work)."""
+    ours = code_fingerprint()
+    theirs = client.run(_worker_fingerprint)
+    other = sorted(address for address, value in theirs.items() if value != ours)
+    if other:
+        raise Spec2xError(f"dask workers {', '.join(other)} run spec2x {theirs[other[0]]}, this client "
+                          f"{ours}: install the same spec2x on the workers")
 
 
 def _submit(client, tasks) -> list:

@@ -190,3 +190,29 @@ def test_worker_killed_mid_run(case120, tmp_path, capsys):
     compiled = [s for worker in stats.values() for s in worker.values()]
     assert any(n == 1 for n, _ in compiled)
     assert all(n <= 1 and misses == 0 for n, misses in compiled), stats
+
+
+def test_workers_running_other_code_are_refused(monkeypatch):
+    with distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        scheduling.check_workers(client)  # the same code: accepted
+        monkeypatch.setattr(scheduling, "_worker_fingerprint", lambda: "0.0.1+0123456789ab")
+        with pytest.raises(Spec2xError, match=r"dask workers \S+ run spec2x 0\.0\.1\+0123456789ab, this client"):
+            scheduling.check_workers(client)
+
+
+def test_lost_scheduler_keeps_the_finished_chunks_for_resume(lrs_synthetic, tmp_path):
+    from spec2x.errors import Interrupted
+
+    def scheduler_lost_after_one_chunk(tasks):
+        import dask
+
+        dask.compute(*tasks[:1])
+        raise Interrupted("lost the connection to the dask scheduler (test)")
+
+    result = spec2x.calibrate(lrs_synthetic.rateints, refs=lrs_synthetic.refs, chunk_ints=4)
+    with pytest.raises(Interrupted, match="--resume"):
+        products.write(result, tmp_path, run=scheduler_lost_after_one_chunk)
+    assert len(list(tmp_path.glob(".*.spec2x-run/done/*"))) == 1 and len(list(tmp_path.glob(".*.partial"))) == 2
+    spec2x.run(lrs_synthetic.rateints, tmp_path, refs=lrs_synthetic.refs, chunk_ints=4, resume=True)
+    assert len(list(tmp_path.glob("*.fits"))) == 2 and not list(tmp_path.glob(".*"))

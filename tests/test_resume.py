@@ -1,5 +1,6 @@
 """Interrupted runs: the journal of finished chunks, --resume, and failures mid-write."""
 
+import errno
 import hashlib
 import os
 import signal
@@ -14,7 +15,7 @@ from astropy.io import fits
 
 import spec2x
 from spec2x import products
-from spec2x.errors import Spec2xError
+from spec2x.errors import Interrupted, Spec2xError
 from spec2x.products import chunks, fitsfile
 from spec2x.synthetic import make_miri_lrs_slitless
 
@@ -121,6 +122,29 @@ def test_output_dir_removed_mid_run(lrs_synthetic, tmp_path):
     with pytest.raises(Spec2xError, match="writing products failed"):
         products.write(result, out, run=run)
     assert not out.exists() or not any(p.suffix == ".fits" for p in out.iterdir())
+
+
+def test_disk_full_mid_run_then_resume(lrs_synthetic, tmp_path):
+    """No space left mid-run: a clear error, nothing at a final name, the finished chunks kept; once
+    space is freed --resume finishes with the bytes of an uninterrupted run."""
+    ref = tmp_path / "ref"
+    spec2x.run(lrs_synthetic.rateints, ref, refs=lrs_synthetic.refs, chunk_ints=2)
+    out = tmp_path / "out"
+
+    def disk_fills_after_two_chunks(tasks):
+        import dask
+
+        dask.compute(*tasks[:2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    result = spec2x.calibrate(lrs_synthetic.rateints, refs=lrs_synthetic.refs, chunk_ints=2)
+    with pytest.raises(Interrupted, match=r"No space left on device.*--resume"):
+        products.write(result, out, run=disk_fills_after_two_chunks)
+    assert not list(out.glob("*.fits"))
+    assert len(list(out.glob(".*.spec2x-run/done/*"))) == 2
+    spec2x.run(lrs_synthetic.rateints, out, refs=lrs_synthetic.refs, chunk_ints=2, resume=True)
+    assert _digest(out) == _digest(ref)
+    assert not list(out.glob(".*"))
 
 
 @pytest.fixture(scope="module")

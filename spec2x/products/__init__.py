@@ -26,7 +26,7 @@ from gwcs import coordinate_frames as cf
 from gwcs.wcs import WCS
 from stdatamodels.jwst import datamodels
 
-from spec2x.errors import Spec2xError
+from spec2x.errors import Interrupted, Spec2xError
 from spec2x.products import chunks
 from spec2x.products import fitsfile as fits_io
 from spec2x.products import zarr_store
@@ -73,6 +73,12 @@ class Output:
 
     def discard(self):
         _remove(self.temporary)
+
+
+def _discard(outputs: dict, journal: chunks.Journal):
+    for out in outputs.values():
+        out.discard()
+    journal.remove()
 
 
 def _remove(path: Path):
@@ -123,7 +129,7 @@ def write(result, outdir, fmt: str = "fits", overwrite: bool = False, resume: bo
     finals = plan_outputs(result, outdir, fmt, overwrite)
     outputs = {kind: Output(final, outdir / f".{final.name}.partial") for kind, final in finals.items()}
     journal = chunks.Journal(outdir / f".{next(iter(finals.values())).name.rsplit('_', 1)[0]}.spec2x-run")
-    reuse = False
+    reuse, laid_out = False, False
     try:
         chunking = result.cube["sci"].data.chunks[0]
         fingerprint = chunks.fingerprint(result, fmt, chunking)
@@ -136,6 +142,7 @@ def write(result, outdir, fmt: str = "fits", overwrite: bool = False, resume: bo
             journal.start(fingerprint)
         for kind, out in outputs.items():
             {"cal": _cube_output, "x1d": _spectra_output}[kind](result, out, fmt, reuse)
+        laid_out = True
         writer = chunks.ChunkWriter(result.recipe, result.cube.attrs["source"],
                                     tuple((o.pick, dict(zip(o.names, o.targets))) for o in outputs.values()), journal)
         todo = chunks.tasks(writer, chunking, skip=journal.done() if reuse else frozenset())
@@ -143,14 +150,16 @@ def write(result, outdir, fmt: str = "fits", overwrite: bool = False, resume: bo
         for out in outputs.values():
             out.commit()
         journal.remove()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         raise  # keep the partial products and the journal: --resume continues from them
-    except BaseException as exc:
-        for out in outputs.values():
-            out.discard()
-        journal.remove()
-        if isinstance(exc, OSError) and not isinstance(exc, Spec2xError):
-            raise Spec2xError(f"{outdir}: writing products failed ({exc.strerror or exc})") from None
+    except OSError as exc:
+        if laid_out and journal.folder.is_dir() and all(o.temporary.exists() for o in outputs.values()):
+            # disk full, say: the finished chunks stay for --resume once the cause is fixed
+            raise Interrupted(f"{outdir}: writing products failed ({exc.strerror or exc})") from None
+        _discard(outputs, journal)
+        raise Spec2xError(f"{outdir}: writing products failed ({exc.strerror or exc})") from None
+    except BaseException:
+        _discard(outputs, journal)
         raise
     return [o.final for o in outputs.values()]
 
