@@ -257,7 +257,7 @@ def _wavelengthrange_without_filter(tmp_path, case):
 def test_bad_input_is_one_line_and_nothing_written(nrc_inputs, tmp_path, capsys, make_bad):
     path, refs, expected = make_bad(tmp_path, nrc_inputs)
     out = tmp_path / "out"
-    code, stdout, err = _cli(["run", path, "-o", out, *_ref_args(refs)], capsys)
+    code, _, err = _cli(["run", path, "-o", out, *_ref_args(refs)], capsys)
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1, err
     for text in expected:
@@ -266,7 +266,7 @@ def test_bad_input_is_one_line_and_nothing_written(nrc_inputs, tmp_path, capsys,
 
 
 def test_demo_runs_the_mode(tmp_path, capsys):
-    code, out, _ = _cli(["demo", "--mode", "nircam", "--nints", 2, "-o", tmp_path], capsys)
+    code, _, _ = _cli(["demo", "--mode", "nircam", "--nints", 2, "-o", tmp_path], capsys)
     assert code == 0
     names = sorted(p.name for p in (tmp_path / "products").iterdir())
     assert names == ["jw09999001001_03101_00001-seg001_nrcalong_calints.fits",

@@ -403,10 +403,13 @@ def grism_dispersion(grism: dict, velosys: float | None):
     """(x, y, x0, y0, order) -> (x0, y0, lambda, order) for row-dispersing GRISMR, with its inverse and
     the barycentric correction of lambda when VELOSYS is known (stdatamodels' NIRCam transforms, so the
     gwcs serialises as jwst's does)."""
-    from stdatamodels.jwst.transforms.models import NIRCAMBackwardGrismDispersion, NIRCAMForwardRowGrismDispersion
+    from stdatamodels.jwst.transforms.models import (
+        NIRCAMBackwardGrismDispersion,
+        NIRCAMForwardRowGrismDispersion,
+    )
 
-    polys = dict(lmodels=grism["displ"], xmodels=grism["dispx"], ymodels=grism["dispy"],
-                 inv_lmodels=grism["invdispl"], inv_xmodels=grism["invdispx"])
+    polys = {"lmodels": grism["displ"], "xmodels": grism["dispx"], "ymodels": grism["dispy"],
+             "inv_lmodels": grism["invdispl"], "inv_xmodels": grism["invdispx"]}
     model = NIRCAMForwardRowGrismDispersion(grism["orders"], **polys)
     model.inverse = NIRCAMBackwardGrismDispersion(grism["orders"], **polys)
     if velosys is None:

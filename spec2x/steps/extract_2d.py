@@ -22,7 +22,7 @@ import numpy as np
 import xarray as xr
 from astropy.modeling import models
 
-from spec2x.errors import NotImplementedForMode, RefError, Spec2xError
+from spec2x.errors import InputError, NotImplementedForMode, RefError, Spec2xError
 from spec2x.meta import keyword, with_keywords
 
 # jwst's defaults of the extract_2d parameters spec2x supports.
@@ -115,8 +115,14 @@ def tso_source_column(ds: xr.Dataset, wcs) -> float:
     and the inverse distortion."""
     from stdatamodels.jwst.transforms.models import IdealToV2V3
 
-    to_v2v3 = IdealToV2V3(float(keyword(ds, "V3I_YANG")), float(keyword(ds, "V2_REF")),
-                          float(keyword(ds, "V3_REF")), int(keyword(ds, "VPARITY")))
+    def need(name):
+        value = keyword(ds, name)
+        if value is None:
+            source = (ds.attrs.get("paths") or [ds.attrs.get("filename", "exposure")])[0]
+            raise InputError(source, f"keyword {name} is missing (extract_2d needs it for the source position)")
+        return float(value)
+
+    to_v2v3 = IdealToV2V3(need("V3I_YANG"), need("V2_REF"), need("V3_REF"), int(need("VPARITY")))
     v2, v3 = to_v2v3(float(keyword(ds, "XOFFSET", 0.0)), float(keyword(ds, "YOFFSET", 0.0)))
     x, _, _, _ = wcs.get_transform("v2v3", "direct_image")(v2, v3, np.nan, 1)
     return float(x)

@@ -30,7 +30,14 @@ from astropy.modeling import models
 from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
 
-from spec2x.synthetic.common import CUBES, MODEL_ATTR, lazy_array, save, segment_bounds, write_streamed
+from spec2x.synthetic.common import (
+    CUBES,
+    MODEL_ATTR,
+    lazy_array,
+    save,
+    segment_bounds,
+    write_streamed,
+)
 
 _PX = dqflags.pixel
 NX = 2048
