@@ -281,3 +281,41 @@ def test_segments_equal_the_single_file(nrc_inputs, tmp_path):
     assert len(info["rateints"]) == 2
     np.testing.assert_array_equal(split.spectra.flux.values, single.spectra.flux.values)
     np.testing.assert_array_equal(split.cube.sci.values, single.cube.sci.values)
+
+
+@pytest.mark.parametrize("velosys, offsets", [(None, None), (-12345.6, (0.4, -0.25))])
+def test_grism_wcs_matches_jwst_load_wcs(nrc_inputs, tmp_path, velosys, offsets):
+    """assign_wcs alone against jwst's load_wcs, including the barycentric correction (VELOSYS) and a
+    FILTEROFFSET shift, which the pipeline cases do not exercise."""
+    pytest.importorskip("jwst")
+    import asdf
+    from jwst.assign_wcs.assign_wcs import load_wcs
+
+    from spec2x.exposure import open_exposure
+    from spec2x.steps import assign_wcs
+
+    path = tmp_path / "v_rateints.fits"
+    shutil.copy(nrc_inputs.rateints, path)
+    if velosys is not None:
+        with fits.open(path, mode="update") as hdul:
+            hdul["SCI"].header["VELOSYS"] = velosys
+    refs = {"specwcs": str(nrc_inputs.refs["specwcs"]), "distortion": str(nrc_inputs.refs["distortion"]),
+            "filteroffset": None}
+    if offsets is not None:
+        refs["filteroffset"] = str(tmp_path / "filteroffset.asdf")
+        rows = [{"filter": "F444W", "pupil": "GRISMR", "column_offset": offsets[0], "row_offset": offsets[1]},
+                {"filter": "F322W2", "pupil": "GRISMR", "column_offset": 9.0, "row_offset": 9.0}]
+        asdf.AsdfFile({"filters": rows}).write_to(refs["filteroffset"])
+    ours = assign_wcs.prepare(open_exposure(path), refs).wcs
+    with datamodels.open(path) as model:
+        theirs = load_wcs(model, dict(refs)).meta.wcs
+    x, y = np.array([10.0, 500.0, 900.0, 1400.0, 2000.0]), np.array([3.0, 20.0, 34.0, 40.0, 60.0])
+    order = np.ones_like(x)
+    np.testing.assert_allclose(np.array(ours(x, y, order)), np.array(theirs(x, y, order)), rtol=1e-12)
+    back_ours = ours.get_transform("v2v3", "direct_image")(96.7, -556.3, 4.0, 1)
+    back_theirs = theirs.get_transform("v2v3", "direct_image")(96.7, -556.3, 4.0, 1)
+    np.testing.assert_allclose(back_ours, back_theirs, rtol=1e-12)
+    if velosys is not None:  # the correction is there: lambda differs from the uncorrected trace
+        tr = nrc_inputs.info["trace"]
+        plain = tr["lam0"] + tr["dlam"] * (x - nrc_inputs.info["xref_sci"] - tr["dx0"]) / tr["dx1"]
+        assert not np.allclose(np.array(ours(x, y, order))[2], plain, rtol=1e-6)
