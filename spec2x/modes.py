@@ -33,6 +33,7 @@ STEP_REFTYPES = {
     "assign_wcs": ("distortion", "filteroffset", "specwcs", "regions", "wavelengthrange", "camera", "chromcorr",
                    "collimator", "disperser", "fore", "fpa", "msa", "ote", "ifupost", "ifufore", "ifuslicer"),
     "flat_field": ("flat", "fflat", "sflat", "dflat"),
+    "extract_2d": ("wavelengthrange",),
     "photom": ("photom", "area"),
     "extract_1d": ("extract1d", "apcorr", "psf"),  # NIRISS SOSS adds pastasoss, specprofile, speckernel
 }
@@ -61,6 +62,16 @@ class Mode:
     x1d_model: str = "MultiSpecModel"
     implemented: dict = field(default_factory=dict)
     jwst_path: tuple = COMMON_PATH
+    requires: dict = field(default_factory=dict)   # keyword -> the values the mode supports
+
+    def unsupported(self, keywords: dict) -> str | None:
+        """The first keyword whose value this mode does not support, as a message; None if all are fine
+        (an absent keyword is left to the step that needs it)."""
+        for key, allowed in self.requires.items():
+            value = str(keywords.get(key) or "").strip().upper()
+            if value and value not in allowed:
+                return f"{key}={value} is not supported for {self.name} (supported: {', '.join(allowed)})"
+        return None
 
     def matches(self, keywords: dict) -> bool:
         if str(keywords.get("EXP_TYPE", "")).upper() not in self.exp_types:
@@ -73,6 +84,13 @@ class Mode:
 
 
 _GRISM_NOTE = "flat_field runs before extract_2d for grism modes (spec footnote 1)"
+# The steps jwst's grism path (_process_grism) records S_xxxxx keywords for in the calibrated product.
+GRISM_PATH = ("assign_wcs", "badpix_selfcal", "msa_flagging", "clean_flicker_noise", "imprint_subtract",
+              "bkg_subtract", "flat_field", "extract_2d", "srctype", "straylight", "fringe", "pathloss",
+              "barshadow", "wfss_contam", "photom")
+# Long-wave filters NIRCam's grism time series uses with GRISMR (jwst 3.0.0 has no DHS/short-wave support here).
+NIRCAM_GRISM_FILTERS = ("F250M", "F277W", "F300M", "F322W2", "F335M", "F356W", "F360M", "F410M", "F430M",
+                        "F444W", "F460M", "F480M")
 MODES = (
     Mode("MIRI LRS slitless (TSO)", ("MIR_LRS-SLITLESS",),
          ("assign_wcs", "srctype", "flat_field", "photom", "extract_1d"), ("calints", "x1dints"),
@@ -111,7 +129,14 @@ MODES = (
           "extract_1d"), ("cal", "x1d"), note=_GRISM_NOTE),
     Mode("NIRCam grism TSO", ("NRC_TSGRISM",),
          ("assign_wcs", "flat_field", "extract_2d", "srctype", "photom", "extract_1d"), ("calints", "x1dints"),
-         note=_GRISM_NOTE + "; jwst 3.0.0 runs srctype here although the spec's footnote says it does not"),
+         note=_GRISM_NOTE + "; jwst 3.0.0 runs srctype here although the spec's footnote says it does not",
+         cal_model="SlitModel", x1d_model="TSOMultiSpecModel",
+         requires={"PUPIL": ("GRISMR",), "FILTER": NIRCAM_GRISM_FILTERS},
+         implemented={"assign_wcs": (("distortion", "specwcs"), ("filteroffset", "wavelengthrange")),
+                      "flat_field": (("flat",), ()), "extract_2d": (("wavelengthrange",), ()),
+                      "srctype": ((), ()), "photom": (("photom",), ("area",)),
+                      "extract_1d": ((), ("extract1d", "apcorr", "psf"))},
+         jwst_path=GRISM_PATH),
     # NIRSpec lamp exposures: OPMODE picks the optics, LAMP the line or continuum lamp.
     Mode("NIRSpec lamp, line, FS/BOTS", ("NRS_LAMP",),
          ("assign_wcs", "extract_2d", "wavecorr", "flat_field", "resample_spec", "extract_1d"),
@@ -189,6 +214,9 @@ def plan(keywords: dict, members: dict | None = None, skip: tuple = (), source: 
     the user turned off.
     """
     mode = find_mode(keywords, source)
+    problem = mode.unsupported(keywords)
+    if problem:
+        raise Spec2xError(f"{source}: {problem}")
     members = members or {}
     unknown = set(skip) - set(ALL_STEPS)
     if unknown:

@@ -1,4 +1,13 @@
-"""assign_wcs for MIRI LRS slitless (EXP_TYPE=MIR_LRS-SLITLESS): the detector -> (RA, Dec, lambda) gwcs.
+"""assign_wcs: the detector -> (RA, Dec, lambda) gwcs of MIRI LRS slitless and NIRCam grism TSO exposures.
+
+``BUILDERS`` maps EXP_TYPE to the function building each mode's WCS.
+
+NRC_TSGRISM (jwst 3.0.0 ``assign_wcs/nircam.py: tsgrism``): subarray (x, y, order) -> full frame ->
+the row grism dispersion with the source fixed at XREF_SCI/YREF_SCI (taken as 0-based, as jwst does)
+-> (x0, y0, lambda, order) -> imager distortion (+ FILTEROFFSET shift) -> V2/V3 -> velocity aberration
+-> sky.  No wavelength map here: extract_2d evaluates the cut-out's WCS, as jwst does.
+
+MIR_LRS-SLITLESS:
 
 The WCS is the same transform chain jwst 3.0.0 builds (``assign_wcs/miri.py: lrs``), so it evaluates to
 the same numbers:
@@ -41,7 +50,7 @@ from spec2x.meta import keyword, with_keywords
 
 log = logging.getLogger(__name__)
 
-DISPERSION_AXIS = {"MIR_LRS-SLITLESS": 2}
+DISPERSION_AXIS = {"MIR_LRS-SLITLESS": 2, "NRC_TSGRISM": 1}
 SPLINE_SMOOTHING = 0.002
 N_REFERENCE_COLUMNS = 4
 
@@ -292,7 +301,7 @@ def pointing_of(ds: xr.Dataset) -> Pointing:
 @dataclass(frozen=True)
 class Prepared:
     wcs: object
-    wavelength: np.ndarray
+    wavelength: np.ndarray | None
     sci: dict
 
 
@@ -303,14 +312,24 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
 
 def apply(ds: xr.Dataset, prepared: Prepared) -> xr.Dataset:
     out = with_keywords(ds, sci=prepared.sci, wcs=prepared.wcs)
+    if prepared.wavelength is None:
+        return out
     return out.assign_coords(wavelength=(("y", "x"), prepared.wavelength, {"units": "um"}))
 
 
 def prepare(ds: xr.Dataset, refs: dict) -> Prepared:
-    """The gwcs and the wavelength map of the exposure, built once from its references."""
+    """The gwcs (and, where jwst makes one here, the wavelength map) of the exposure, built once."""
     exp_type = str(keyword(ds, "EXP_TYPE", "")).upper()
-    if exp_type not in DISPERSION_AXIS:
-        raise NotImplementedForMode(f"assign_wcs: EXP_TYPE={exp_type} is not implemented (only MIR_LRS-SLITLESS)")
+    builder = BUILDERS.get(exp_type)
+    if builder is None:
+        raise NotImplementedForMode(f"assign_wcs: EXP_TYPE={exp_type} is not implemented "
+                                    f"(only {', '.join(BUILDERS)})")
+    return builder(ds, refs)
+
+
+def _prepare_lrs_slitless(ds: xr.Dataset, refs: dict) -> Prepared:
+    """MIR_LRS-SLITLESS: the slitless gwcs, its WAVELENGTH map and S_REGION."""
+    exp_type = "MIR_LRS-SLITLESS"
     spec = read_specwcs(refs["specwcs"])
     p = pointing_of(ds)
     wcs = lrs_slitless_wcs(p, spec, read_distortion(refs["distortion"]))
@@ -326,3 +345,144 @@ def prepare(ds: xr.Dataset, refs: dict) -> Prepared:
     if region is not None:
         sci["S_REGION"] = region
     return Prepared(wcs, wave, sci)
+
+
+# ----------------------------------------------------------------------------- NIRCam grism time series
+def _source(ds: xr.Dataset) -> str:
+    return (ds.attrs.get("paths") or [ds.attrs.get("filename", "exposure")])[0]
+
+
+def read_nircam_specwcs(path: str) -> dict:
+    """The grism polynomials of a NIRCam SPECWCS (NIRCAMGrismModel): displ, dispx, dispy, their
+    inverses (None when absent) and the orders, as lists of astropy models."""
+    from stdatamodels.jwst.datamodels import NIRCAMGrismModel
+
+    try:
+        with NIRCAMGrismModel(path) as grism:
+            out = {name: (getattr(grism, name).instance if getattr(grism, name) is not None else None)
+                   for name in ("displ", "dispx", "dispy", "invdispl", "invdispx", "orders")}
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
+        raise RefError("assign_wcs", "specwcs", f"{path}: not a NIRCam grism specwcs ({exc})") from None
+    if not out["displ"] or not out["dispx"] or not out["orders"]:
+        raise RefError("assign_wcs", "specwcs", f"{path}: no displ/dispx/orders polynomials")
+    return out
+
+
+def filter_offset(path: str | None, filt, pupil):
+    """(column, row) offset of FILTER/PUPIL in a FILTEROFFSET file, or None (no file, no row)."""
+    if not path:
+        return None
+    try:
+        with asdf.open(path, lazy_load=False, memmap=False) as af:
+            rows = list(af.tree["filters"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise RefError("assign_wcs", "filteroffset", f"{path}: no 'filters' table ({exc})") from None
+    want = {"filter": str(filt).upper(), "pupil": str(pupil).upper()}
+    for row in rows:
+        if all(str(row.get(k, "")).upper() == v for k, v in want.items()):
+            col, r = row.get("column_offset", "N/A"), row.get("row_offset", "N/A")
+            return None if "N/A" in (col, r) else (col, r)
+    return None
+
+
+def imaging_distortion(path: str, offsets, shape):
+    """The full-frame pixel -> (V2, V3) model, shifted by the filter offset, with its bounding box
+    (the reference's own, else the data frame's)."""
+    transform = read_distortion(path)
+    try:
+        bbox = transform.bounding_box.bounding_box(order="F")
+    except NotImplementedError:
+        bbox = ((-0.5, shape[1] - 0.5), (-0.5, shape[0] - 0.5))
+    if offsets is not None:
+        transform = models.Shift(offsets[0]) & models.Shift(offsets[1]) | transform
+    bind_bounding_box(transform, bbox, order="F")
+    return transform
+
+
+def grism_dispersion(grism: dict, velosys: float | None):
+    """(x, y, x0, y0, order) -> (x0, y0, lambda, order) for row-dispersing GRISMR, with its inverse and
+    the barycentric correction of lambda when VELOSYS is known (stdatamodels' NIRCam transforms, so the
+    gwcs serialises as jwst's does)."""
+    from stdatamodels.jwst.transforms.models import (
+        NIRCAMBackwardGrismDispersion,
+        NIRCAMForwardRowGrismDispersion,
+    )
+
+    polys = {"lmodels": grism["displ"], "xmodels": grism["dispx"], "ymodels": grism["dispy"],
+             "inv_lmodels": grism["invdispl"], "inv_xmodels": grism["invdispx"]}
+    model = NIRCAMForwardRowGrismDispersion(grism["orders"], **polys)
+    model.inverse = NIRCAMBackwardGrismDispersion(grism["orders"], **polys)
+    if velosys is None:
+        return model
+    factor = barycentric_factor(velosys)
+    corr = models.Identity(1) * models.Const1D(factor, name="velocity_correction")
+    corr.inverse = models.Identity(1) / models.Const1D(factor, name="inv_vel_correction")
+    return model | models.Mapping((0, 1, 2, 3)) | models.Identity(2) & corr & models.Identity(1)
+
+
+def _fixed(value: float):
+    model = models.Const1D(value)
+    model.inverse = models.Const1D(value)
+    return model
+
+
+def _grism_frames():
+    spec = cf.SpectralFrame(name="spectral", axes_order=(2,), unit=(u.micron,), axes_names=("wavelength",))
+    grism = cf.Frame2D(name="grism_detector", axes_order=(0, 1), unit=(u.pix, u.pix))
+    direct = cf.CompositeFrame([cf.Frame2D(name="full_detector", axes_order=(0, 1), axes_names=("dx", "dy"),
+                                           unit=(u.pix, u.pix)), spec], name="direct_image")
+    v2v3 = cf.CompositeFrame([cf.Frame2D(name="v2v3_spatial", axes_order=(0, 1), axes_names=("v2", "v3"),
+                                         unit=(u.deg, u.deg)), spec], name="v2v3")
+    v2v3va = cf.CompositeFrame([cf.Frame2D(name="v2v3vacorr_spatial", axes_order=(0, 1), axes_names=("v2", "v3"),
+                                           unit=(u.arcsec, u.arcsec)), spec], name="v2v3vacorr")
+    world = cf.CompositeFrame([cf.CelestialFrame(reference_frame=coord.ICRS(), name="icrs"), spec], name="world")
+    return grism, direct, v2v3, v2v3va, world
+
+
+def tsgrism_wcs(p: Pointing, grism: dict, distortion, xref: float, yref: float) -> WCS:
+    """The NRC_TSGRISM gwcs: (x, y, order) subarray pixels -> (RA, Dec, lambda, order).
+
+    As in jwst, the source sits at XREF_SCI/YREF_SCI used *as is* as 0-based direct-image pixels.
+    """
+    to_direct = (models.Mapping((0, 1, 0, 1, 2)) | models.Identity(2) & _fixed(xref) & _fixed(yref)
+                 & models.Identity(1) | grism_dispersion(grism, p.velosys))
+    sub2full = subarray_to_full(p.xstart, p.ystart)
+    if sub2full is not None:
+        to_direct = sub2full & models.Identity(1) | to_direct
+    va = dva_correction(p.va_scale, p.v2_ref, p.v3_ref) & models.Identity(2)
+    sky = v2v3_to_sky(p.v2_ref, p.v3_ref, p.roll_ref, p.ra_ref, p.dec_ref) & models.Identity(2)
+    grism_frame, direct, v2v3, v2v3va, world = _grism_frames()
+    return WCS([(grism_frame, to_direct), (direct, distortion & models.Identity(2)), (v2v3, va),
+                (v2v3va, sky), (world, None)])
+
+
+def source_position_keywords(ds: xr.Dataset) -> tuple[float, float]:
+    """(XREF_SCI, YREF_SCI): where a grism TSO source is; their absence is an input error."""
+    values = []
+    for name in ("XREF_SCI", "YREF_SCI"):
+        value = keyword(ds, name)
+        if value is None:
+            raise InputError(_source(ds), f"keyword {name} is missing: NRC_TSGRISM needs the source position "
+                             "(XREF_SCI, YREF_SCI)")
+        values.append(float(value))
+    return values[0], values[1]
+
+
+def _prepare_tsgrism(ds: xr.Dataset, refs: dict) -> Prepared:
+    """NRC_TSGRISM: the grism gwcs (the WAVELENGTH map comes from extract_2d's cut-out, as in jwst)."""
+    source = _source(ds)
+    if str(keyword(ds, "MODULE", "")).upper() != "A":
+        raise InputError(source, f"MODULE={keyword(ds, 'MODULE')}: NRC_TSGRISM exists for module A only")
+    if "DHS" in str(keyword(ds, "SUBARRAY", "")).upper():
+        raise NotImplementedForMode(f"assign_wcs: NIRCam DHS subarrays ({keyword(ds, 'SUBARRAY')}) are not implemented")
+    xref, yref = source_position_keywords(ds)
+    p = pointing_of(ds)
+    offsets = filter_offset(refs.get("filteroffset"), keyword(ds, "FILTER"), keyword(ds, "PUPIL"))
+    distortion = imaging_distortion(refs["distortion"], offsets, (ds.sizes["y"], ds.sizes["x"]))
+    wcs = tsgrism_wcs(p, read_nircam_specwcs(refs["specwcs"]), distortion, xref, yref)
+    if p.velosys is not None:
+        log.info("Applied barycentric velocity correction: %s", barycentric_factor(p.velosys))
+    return Prepared(wcs, None, {"SPECSYS": "BARYCENT", "DISPAXIS": DISPERSION_AXIS["NRC_TSGRISM"]})
+
+
+BUILDERS = {"MIR_LRS-SLITLESS": _prepare_lrs_slitless, "NRC_TSGRISM": _prepare_tsgrism}

@@ -32,6 +32,9 @@ SPEC_META = {"SLTNAME": "name", "SRCTYPE": "source_type", "EXTRXSTR": "extractio
              "EXTRXSTP": "extraction_xstop", "EXTRYSTR": "extraction_ystart", "EXTRYSTP": "extraction_ystop",
              "SLIT_RA": "slit_ra", "SLIT_DEC": "slit_dec", "SPORDER": "spectral_order",
              "DISPAXIS": "dispersion_direction", "DETECTOR": "detector", "PA_APER": "position_angle"}
+# Slit keywords jwst copies from the calibrated cube (a cut-out's) to each spectrum, when they are set.
+SLIT_META = {"SOURCEID": "source_id", "SRCNAME": "source_name", "SRCALIAS": "source_alias",
+             "SRCXPOS": "source_xpos", "SRCYPOS": "source_ypos", "SRCRA": "source_ra", "SRCDEC": "source_dec"}
 # Exposure types for which jwst would move the aperture to the source position by default.
 _SRCPOS_EXPTYPES = ("MIR_LRS-FIXEDSLIT", "NRS_FIXEDSLIT", "NRS_MSASPEC", "NRS_BRIGHTOBJ")
 
@@ -92,7 +95,7 @@ def apply(ds: xr.Dataset, prepared) -> xr.Dataset:
     coords = {name: c for name, c in ds.coords.items() if c.dims == ("integration",)}
     attrs = {k: v for k, v in ds.attrs.items() if k != "wcs"}
     attrs.update(extract1d=ext_header,
-                 spec_meta={SPEC_META[k]: v for k, v in ext_header.items()})
+                 spec_meta={{**SPEC_META, **SLIT_META}[k]: v for k, v in ext_header.items()})
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
@@ -197,6 +200,7 @@ def _plan(ds: xr.Dataset, refs: dict):
               "EXTRXSTR": xs[0], "EXTRXSTP": xs[1], "EXTRYSTR": ys[0], "EXTRYSTP": ys[1],
               "SLIT_RA": ra, "SLIT_DEC": dec, "SPORDER": sp_order, "DISPAXIS": dispaxis,
               "DETECTOR": kw.get("DETECTOR"), "PA_APER": kw.get("PA_APER")}
+    header.update({k: kw.get(k) for k in SLIT_META})
     header = {k: v for k, v in header.items() if v is not None}
     return plan, header, _units(to_jy)
 

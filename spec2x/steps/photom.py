@@ -1,4 +1,7 @@
-"""photom: DN/s -> MJy/sr for MIRI imager-detector data (imaging and LRS), as jwst 3.0.0.
+"""photom: DN/s -> MJy/sr for MIRI imager-detector data (imaging and LRS) and NIRCam grism time series,
+as jwst 3.0.0.  ``CALIBRATORS`` maps INSTRUME to each instrument's conversion.
+
+MIRI:
 
 The PHOTOM row is picked by (FILTER, SUBARRAY) (then SUBARRAY=GENERIC).  Conversion = PHOTMJSR
 (divided by the time-dependence correction when the reference has one) x RELRESPONSE interpolated at
@@ -58,6 +61,15 @@ def prepare(ds: xr.Dataset, refs: dict) -> Prepared:
     """Conversion factors and keywords for this exposure, from the PHOTOM and AREA references."""
     if not refs.get("photom"):
         return Prepared(primary={"S_PHOTOM": "SKIPPED"}, sci={})
+    instrument = str(keyword(ds, "INSTRUME", "")).upper()
+    calibrator = CALIBRATORS.get(instrument)
+    if calibrator is None:
+        raise NotImplementedForMode(f"photom: {instrument} is not implemented (only {', '.join(CALIBRATORS)})")
+    return calibrator(ds, refs)
+
+
+def _prepare_miri(ds: xr.Dataset, refs: dict) -> Prepared:
+    """MIRI imager detector (imaging, LRS): row by (FILTER, SUBARRAY), relresponse(λ) for LRS."""
     instrument = str(keyword(ds, "INSTRUME", "")).upper()
     detector = str(keyword(ds, "DETECTOR", "")).upper()
     if instrument != "MIRI" or detector != "MIRIMAGE":
@@ -197,3 +209,70 @@ def _area_info(ds: xr.Dataset, area_path, photom_path: str):
     if cut.shape != (ds.sizes["y"], ds.sizes["x"]):
         raise RefError("photom", "area", f"{area_path}: {area.shape} array does not cover the subarray")
     return cut.copy(), _pixel_area(area_path)
+
+
+# ----------------------------------------------------------------------------- NIRCam grism time series
+def _prepare_nircam(ds: xr.Dataset, refs: dict) -> Prepared:
+    """NRC_TSGRISM: row by (FILTER, PUPIL, SPORDER); conversion = PHOTMJSR x relresponse(λ) / |dλ/dx|
+    (jwst divides by the dispersion for grism data), DO_NOT_USE where λ is outside the response."""
+    exp_type = str(keyword(ds, "EXP_TYPE", "")).upper()
+    if exp_type != "NRC_TSGRISM":
+        raise NotImplementedForMode(f"photom: NIRCam {exp_type} is not implemented (only NRC_TSGRISM)")
+    with fits.open(refs["photom"]) as hdul:
+        table = np.array(hdul["PHOTOM"].data)
+        timecoeffs = {n: np.array(hdul[n].data) for n in ("TIMECOEFF_LINEAR", "TIMECOEFF_EXPONENTIAL",
+                                                            "TIMECOEFF_POWERLAW") if n in hdul}
+    if not {"filter", "pupil", "order", "photmjsr", "wavelength", "relresponse"} <= set(table.dtype.names):
+        raise RefError("photom", "photom", f"{refs['photom']}: not a NIRCam grism PHOTOM table "
+                       "(needs filter, pupil, order, photmjsr, wavelength, relresponse)")
+    area, sci_kw = _area_info(ds, refs.get("area"), refs["photom"])
+    row = _find_grism_row(table, keyword(ds, "FILTER"), keyword(ds, "PUPIL"), keyword(ds, "SPORDER"), refs["photom"])
+    if row is None:  # jwst leaves the data uncalibrated and still records COMPLETE
+        return Prepared(primary={}, sci=sci_kw, area=area)
+    conversion = np.float32(table["photmjsr"][row])
+    correction = _time_correction(timecoeffs, len(table), keyword(ds, "EXPMID"))
+    if correction is not None and correction[row] != 1.0:
+        conversion = conversion / correction[row]
+    sci_kw.update(PHOTMJSR=float(conversion), PHOTUJA2=float(conversion * MJSR_TO_UJA2), BUNIT="MJy/sr")
+    dispaxis = int(keyword(ds, "DISPAXIS", 1))
+    conversion, no_cal = _grism_conversion(conversion, table[row], _wavelength_map(ds), dispaxis)
+    err_hdr = {**ds.attrs.get("err", {}), "BUNIT": "MJy/sr"}
+    return Prepared(primary={}, sci=sci_kw, err=err_hdr, area=area, conversion=conversion, no_cal=no_cal)
+
+
+def _find_grism_row(table, filt, pupil, order, path):
+    """Index of the PHOTOM row for (FILTER, PUPIL, order); None if absent."""
+    def column(name):
+        return np.char.upper(np.char.strip(table[name].astype(str)))
+
+    match = ((column("filter") == str(filt).upper()) & (column("pupil") == str(pupil).upper())
+             & (table["order"] == (None if order is None else int(order))))
+    rows = np.flatnonzero(match)
+    if len(rows) > 1:
+        raise RefError("photom", "photom", f"{path}: {len(rows)} rows match FILTER={filt} PUPIL={pupil} order={order}")
+    return int(rows[0]) if len(rows) else None
+
+
+def _grism_conversion(conversion, row, wavelength, dispaxis):
+    """PHOTMJSR x relresponse(λ) / |dλ/dpixel| per pixel (float64) and the mask of pixels without
+    response.  jwst's arithmetic: λ float32 with NaN -> -1, its gradient along the dispersion in float32."""
+    nelem = int(row["nelem"]) if "nelem" in row.dtype.names else None
+    waves = np.asarray(row["wavelength"], dtype=np.float32)[:nelem]
+    relresp = np.asarray(row["relresponse"], dtype=np.float32)[:nelem]
+    if not np.all(np.diff(waves) > 0):
+        order = np.argsort(waves)
+        waves, relresp = waves[order], relresp[order]
+    if 0.0 < waves.max() < _MICRONS_100:
+        waves = waves * 1.0e6
+    wl = wavelength.copy()
+    wl[np.isnan(wl)] = -1.0
+    response = np.interp(wl, waves, relresp, left=np.nan, right=np.nan)
+    dispersion = np.gradient(wl, axis=1 if dispaxis == 1 else 0).astype(np.float64)
+    response /= np.abs(dispersion)
+    conv = conversion * response
+    no_cal = np.isnan(response)
+    conv[no_cal] = 0.0
+    return conv, no_cal
+
+
+CALIBRATORS = {"MIRI": _prepare_miri, "NIRCAM": _prepare_nircam}
