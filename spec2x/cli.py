@@ -64,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output-dir", type=Path, default=Path("spec2x-demo"))
     demo.add_argument("--mode", choices=sorted(DEMOS), default="lrs", help="which TSO mode (default: lrs)")
     demo.add_argument("--nints", type=int, default=None, help="number of integrations (default: the mode's)")
+    plot = sub.add_parser("plot", help="quick-look figure: white-light curve, light-curve map, median spectrum, "
+                                        "a calibrated frame with the extraction aperture")
+    plot.add_argument("products", nargs="+", type=Path,
+                      help="_x1dints/_calints files or zarr stores (the products beside them come along), or a run's folder")
+    plot.add_argument("-o", "--output", required=True, type=Path, help="image file: .png, .pdf or .svg")
+    plot.add_argument("--panels", default=None, help="comma-separated: white,map,spectrum,frame (default: all "
+                                                     "the products allow)")
+    plot.add_argument("--integration", type=int, default=0, help="integration of the frame panel (0-based)")
+    plot.add_argument("--dpi", type=int, default=110)
     return parser
 
 
@@ -76,7 +85,7 @@ def main(argv=None) -> int:
         if step_args and args.command != "run":
             raise Spec2xError(f"{step_args[0][0]}: --steps.* options belong to spec2x run")
         args.step_args = step_args
-        return {"run": _run, "plan": _plan, "export": _export, "demo": _demo}[args.command](args)
+        return {"run": _run, "plan": _plan, "export": _export, "demo": _demo, "plot": _plot}[args.command](args)
     except Spec2xError as exc:
         print(f"spec2x: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -142,6 +151,19 @@ def _export(args) -> int:
 
     for path in export(args.stores, args.output_dir, overwrite=args.overwrite):
         print(path)
+    return 0
+
+
+def _plot(args) -> int:
+    try:
+        import matplotlib
+    except ImportError:
+        raise Spec2xError("spec2x plot needs matplotlib: pip install 'spec2x[plot]'") from None
+    matplotlib.use("Agg")  # the figure is only written: no display needed
+    from spec2x import plot
+
+    panels = [p.strip() for p in args.panels.split(",") if p.strip()] if args.panels else None
+    print(plot.save(args.products, args.output, panels=panels, integration=args.integration, dpi=args.dpi))
     return 0
 
 
