@@ -176,3 +176,18 @@ def test_entry_point_is_declared():
     assert Spec2xBackend().guess_can_open("a/jw01_nrs1_x1dints.fits")
     assert Spec2xBackend().guess_can_open("jw01_mirimage_calints.zarr")
     assert not Spec2xBackend().guess_can_open("image.fits")
+
+
+def test_a_rate_image_has_no_integration_dimension(tmp_path):
+    path = tmp_path / "jw01_nrs1_rate.fits"
+    rng = np.random.default_rng(0)
+    sci, dq = rng.normal(size=(5, 7)).astype(np.float32), rng.integers(0, 2**32, size=(5, 7), dtype=np.uint32)
+    primary = fits.PrimaryHDU()
+    primary.header["EXP_TYPE"] = "NRS_FIXEDSLIT"
+    fits.HDUList([primary, fits.ImageHDU(sci, name="SCI"), fits.ImageHDU(np.abs(sci), name="ERR"),
+                  fits.ImageHDU(dq, name="DQ", uint=True)]).writeto(path)
+    ds = xr.open_dataset(path, engine=Spec2xBackend)
+    assert ds["sci"].dims == ("y", "x") and "integration" not in ds.dims
+    np.testing.assert_array_equal(ds["sci"].values, sci)
+    np.testing.assert_array_equal(ds["dq"].values, dq)
+    assert ds["dq"].dtype == np.uint32 and ds.attrs["product"] == "rate"
