@@ -1,5 +1,7 @@
-"""``spec2x run | plan | export | demo``: a thin shell over the Python API.
+"""``spec2x run | plan | export | demo | plot``: a thin shell over the Python API.
 
+``spec2x run`` also takes jwst's ``strun`` spellings (``--steps.STEP.skip=true``,
+``--steps.STEP.override_REFTYPE=PATH``, ``--steps.STEP.PARAM=VALUE``, ``--output_dir``; see ``spec2x.strun``).
 User mistakes (bad input, missing reference, unsupported mode, unwritable output) exit with status 2
 and one line naming the file and the problem; no traceback.
 """
@@ -12,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from spec2x import strun
 from spec2x.errors import Spec2xError
 from spec2x.synthetic import DEMOS, demo_case
 
@@ -34,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="calibrate exposures and write their products")
     run.add_argument("inputs", nargs="+", help="_rate/_rateints files, the -segNNN files of one exposure, or an ASN")
-    run.add_argument("-o", "--output-dir", required=True, type=Path)
+    run.add_argument("-o", "--output-dir", "--output_dir", required=True, type=Path)
     run.add_argument("--ref", action="append", metavar="REFTYPE=PATH", help="reference file (repeatable; N/A skips)")
     run.add_argument("--refs-dir", action="append", default=[], type=Path, help="folder of reference files")
     run.add_argument("--skip", action="append", default=[], metavar="STEP", help="leave a step out (repeatable)")
@@ -43,9 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--format", choices=("fits", "zarr"), default="fits")
     run.add_argument("--overwrite", action="store_true", help="replace existing products")
     run.add_argument("--resume", action="store_true", help="continue an interrupted run from its finished chunks")
-    run.add_argument("--save-bsub", action="store_true", help="also write _bsub/_bsubints (background modes)")
-    run.add_argument("--save-wfss-esec", action="store_true", help="also write WFSS _esec images")
+    run.add_argument("--save-bsub", "--save_bsub", action="store_true", help="also write _bsub/_bsubints (background modes)")
+    run.add_argument("--save-wfss-esec", "--save_wfss_esec", action="store_true", help="also write WFSS _esec images")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.epilog = ("jwst strun spellings are accepted too: --steps.STEP.skip=true, "
+                  "--steps.STEP.override_REFTYPE=PATH, --steps.STEP.PARAM=VALUE, --output_dir DIR")
 
     plan = sub.add_parser("plan", help="print the steps that will run for an exposure")
     plan.add_argument("inputs", nargs="+")
@@ -59,14 +64,28 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output-dir", type=Path, default=Path("spec2x-demo"))
     demo.add_argument("--mode", choices=sorted(DEMOS), default="lrs", help="which TSO mode (default: lrs)")
     demo.add_argument("--nints", type=int, default=None, help="number of integrations (default: the mode's)")
+    plot = sub.add_parser("plot", help="quick-look figure: white-light curve, light-curve map, median spectrum, "
+                                        "a calibrated frame with the extraction aperture")
+    plot.add_argument("products", nargs="+", type=Path,
+                      help="_x1dints/_calints files or zarr stores (the products beside them come along), or a run's folder")
+    plot.add_argument("-o", "--output", required=True, type=Path, help="image file: .png, .pdf or .svg")
+    plot.add_argument("--panels", default=None, help="comma-separated: white,map,spectrum,frame (default: all "
+                                                     "the products allow)")
+    plot.add_argument("--integration", type=int, default=0, help="integration of the frame panel (0-based)")
+    plot.add_argument("--dpi", type=int, default=110)
     return parser
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="spec2x: %(levelname)s: %(message)s")
     try:
-        return {"run": _run, "plan": _plan, "export": _export, "demo": _demo}[args.command](args)
+        argv, step_args = strun.split(argv)
+        args = _parser().parse_args(argv)
+        if step_args and args.command != "run":
+            raise Spec2xError(f"{step_args[0][0]}: --steps.* options belong to spec2x run")
+        args.step_args = step_args
+        return {"run": _run, "plan": _plan, "export": _export, "demo": _demo, "plot": _plot}[args.command](args)
     except Spec2xError as exc:
         print(f"spec2x: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -85,16 +104,24 @@ def _run(args) -> int:
 
     if args.chunk_ints is not None and args.chunk_ints < 1:
         raise Spec2xError(f"--chunk-ints {args.chunk_ints}: must be at least 1")
+    args.inputs = strun.inputs(args.inputs)
     scheduling.check(args.scheduler)  # a bad or unreachable --scheduler fails before any work
     if scheduling.is_remote(args.scheduler):  # workers elsewhere open these paths from their own folders
         args.inputs = [str(Path(p).absolute()) for p in args.inputs]
         args.output_dir = args.output_dir.absolute()
-    refs = RefSet(explicit=_parse_refs(args.ref), search_dirs=[str(d) for d in args.refs_dir])
+    steps = strun.step_options(args.step_args)
+    explicit = _parse_refs(args.ref)
+    for reftype, path in steps.refs.items():
+        if explicit.get(reftype, path) != path:
+            raise Spec2xError(f"reference type {reftype} is given twice ({explicit[reftype]}, {path})")
+        explicit[reftype] = path
+    refs = RefSet(explicit=explicit, search_dirs=[str(d) for d in args.refs_dir])
     for folder in args.refs_dir:
         if not folder.is_dir():
             raise Spec2xError(f"{folder}: --refs-dir is not a folder")
     started = time.perf_counter()
-    result = pipeline.calibrate(_inputs(args.inputs), refs=refs, skip=args.skip, chunk_ints=args.chunk_ints)
+    result = pipeline.calibrate(_inputs(args.inputs), refs=refs, skip=[*args.skip, *steps.skip],
+                                chunk_ints=args.chunk_ints, params=steps.params)
     nints = result.cube.sizes["integration"]
     from spec2x import products
 
@@ -124,6 +151,19 @@ def _export(args) -> int:
 
     for path in export(args.stores, args.output_dir, overwrite=args.overwrite):
         print(path)
+    return 0
+
+
+def _plot(args) -> int:
+    try:
+        import matplotlib
+    except ImportError:
+        raise Spec2xError("spec2x plot needs matplotlib: pip install 'spec2x[plot]'") from None
+    matplotlib.use("Agg")  # the figure is only written: no display needed
+    from spec2x import plot
+
+    panels = [p.strip() for p in args.panels.split(",") if p.strip()] if args.panels else None
+    print(plot.save(args.products, args.output, panels=panels, integration=args.integration, dpi=args.dpi))
     return 0
 
 

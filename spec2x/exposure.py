@@ -166,7 +166,7 @@ def open_exposure(source, chunk_ints: int | None = None) -> xr.Dataset:
             cube = cube.rechunk({0: chunk})
         data_vars[var] = (("integration", "y", "x"), cube)
     coords = {"integration": np.arange(nints)}
-    coords.update(_time_coords(segments, primary, nints))
+    coords.update(time_coords([s[4] for s in segments if s[4] is not None], primary.get("INTSTART") or 1, nints))
     tables = [s[4] for s in segments if s[4] is not None]
     attrs = {"int_times": np.concatenate(tables) if tables else None, "primary": primary, "sci": sci_hdr,
              "filename": Path(paths[0]).name, "paths": [s[0] for s in segments],
@@ -230,10 +230,9 @@ TIME_COLUMNS = {"int_start_MJD_UTC": "mjd_start", "int_mid_MJD_UTC": "mjd_mid", 
                 "int_start_BJD_TDB": "bjd_start", "int_mid_BJD_TDB": "bjd_mid", "int_end_BJD_TDB": "bjd_end"}
 
 
-def _time_coords(segments, primary, nints):
-    """INT_TIMES rows matching the exposure's integrations, as coordinates along ``integration``."""
-    tables = [s[4] for s in segments if s[4] is not None]
-    intstart = primary.get("INTSTART") or 1
+def time_coords(tables, intstart: int, nints: int) -> dict:
+    """``integration_number`` (from ``intstart``) and the INT_TIMES rows matching it, as coordinates
+    along ``integration``; ``tables`` are the INT_TIMES tables of the exposure's files."""
     coords = {"integration_number": ("integration", np.arange(intstart, intstart + nints, dtype=np.int32))}
     if not tables:
         return coords

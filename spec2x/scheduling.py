@@ -219,9 +219,10 @@ def _integrations(tasks) -> int | None:
     return total
 
 
-def runner(client, show: bool, total: int):
+def runner(client, show: bool, total: int, workers=None):
     """A ``run(tasks)`` for ``products.write``: computes the chunk tasks with a bar over integrations
-    (on stderr), on the current dask scheduler (``client`` None) or on a dask.distributed cluster."""
+    (on stderr), on the current dask scheduler (``client`` None) or on a dask.distributed cluster
+    (only on the worker addresses ``workers``, when given: how ``benchmarks/sweep.py`` varies them)."""
 
     def run(tasks):
         todo = _integrations(tasks)
@@ -232,12 +233,12 @@ def runner(client, show: bool, total: int):
                 with IntegrationProgress(bar, [t.key for t in tasks]):
                     dask.compute(*tasks)
             else:
-                _run_on_cluster(client, tasks, bar)
+                _run_on_cluster(client, tasks, bar, workers)
 
     return run
 
 
-def _run_on_cluster(client, tasks, bar):
+def _run_on_cluster(client, tasks, bar, workers=None):
     """Submit every chunk task, advance the bar as chunks finish, stop the rest on any failure.
 
     A worker that dies takes its running chunk with it; the scheduler runs it again elsewhere
@@ -248,7 +249,7 @@ def _run_on_cluster(client, tasks, bar):
     from distributed.scheduler import KilledWorker
 
     check_workers(client)
-    futures = _submit(client, tasks)
+    futures = _submit(client, tasks, workers)
     try:
         for future in as_completed(futures):
             bar.update(future.result())
@@ -297,17 +298,18 @@ def check_workers(client):
                           f"{ours}: install the same spec2x on the workers")
 
 
-def _submit(client, tasks) -> list:
+def _submit(client, tasks, workers=None) -> list:
     """Futures of the chunk tasks.  ``chunks.tasks`` calls one writer (the exposure's recipe: prepared
     reference arrays, about 1.5 MB for MIRI LRS) on each chunk; submitted as it is, every task would
     carry its own copy of the writer to its worker.  The writer goes to the cluster once instead, as a
     task of its own (recomputed if the worker holding it dies), and each chunk task refers to it."""
     calls = _writer_calls(tasks)
     if calls is None:
-        return client.compute(list(tasks))
+        return client.compute(list(tasks), workers=workers)
     writer, args = calls
-    shared = client.submit(_identity, writer, key=f"spec2x-writer-{uuid.uuid4().hex}", pure=False)
-    return client.map(_call, [shared] * len(args), *zip(*args), key=[t.key for t in tasks], pure=False)
+    shared = client.submit(_identity, writer, key=f"spec2x-writer-{uuid.uuid4().hex}", pure=False, workers=workers)
+    return client.map(_call, [shared] * len(args), *zip(*args), key=[t.key for t in tasks], pure=False,
+                      workers=workers)
 
 
 def _writer_calls(tasks):
