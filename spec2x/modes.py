@@ -33,6 +33,7 @@ STEP_REFTYPES = {
     "assign_wcs": ("distortion", "filteroffset", "specwcs", "regions", "wavelengthrange", "camera", "chromcorr",
                    "collimator", "disperser", "fore", "fpa", "msa", "ote", "ifupost", "ifufore", "ifuslicer"),
     "flat_field": ("flat", "fflat", "sflat", "dflat"),
+    "wavecorr": ("wavecorr",),
     "photom": ("photom", "area"),
     "extract_1d": ("extract1d", "apcorr", "psf"),  # NIRISS SOSS adds pastasoss, specprofile, speckernel
 }
@@ -43,6 +44,13 @@ COMMON_PATH = ("assign_wcs", "badpix_selfcal", "msa_flagging", "clean_flicker_no
                "bkg_subtract", "srctype", "targ_centroid", "straylight", "flat_field", "fringe", "pathloss",
                "barshadow", "photom", "residual_fringe")
 SPECTRA_PATH = ("adaptive_trace_model", "pixel_replace", "extract_1d")
+
+# jwst's _process_nirspec_slits: the steps it calls (COMPLETE or SKIPPED) before the calibrated product.
+NIRSPEC_SLIT_PATH = ("assign_wcs", "badpix_selfcal", "msa_flagging", "clean_flicker_noise", "imprint_subtract",
+                     "bkg_subtract", "extract_2d", "srctype", "master_background_mos", "wavecorr", "flat_field",
+                     "pathloss", "barshadow", "photom")
+# The optical-model references of a NIRSpec slit WCS.
+NIRSPEC_SLIT_WCS = ("camera", "collimator", "disperser", "fore", "fpa", "msa", "ote", "wavelengthrange")
 
 TSO_EXP_TYPES = {"MIR_LRS-SLITLESS", "NRC_TSGRISM", "NRS_BRIGHTOBJ", "NIS_SOSS"}
 
@@ -99,7 +107,13 @@ MODES = (
           "pathloss", "photom", "cube_build", "extract_1d"), ("cal", "s3d", "x1d")),
     Mode("NIRSpec BOTS (TSO)", ("NRS_BRIGHTOBJ",),
          ("assign_wcs", "extract_2d", "srctype", "wavecorr", "flat_field", "photom", "extract_1d"),
-         ("calints", "x1dints")),
+         ("calints", "x1dints"), note="S1600A1 only; gratings (PRISM is not implemented); wavecorr runs only "
+         "without a WAVECORR reference (then SKIPPED, as jwst)",
+         cal_model="SlitModel", x1d_model="TSOMultiSpecModel",
+         implemented={"assign_wcs": (NIRSPEC_SLIT_WCS, ()), "extract_2d": ((), ()), "srctype": ((), ()),
+                      "wavecorr": ((), ("wavecorr",)), "flat_field": ((), ("fflat", "sflat", "dflat")),
+                      "photom": (("photom",), ("area",)), "extract_1d": ((), ("extract1d", "apcorr", "psf"))},
+         jwst_path=NIRSPEC_SLIT_PATH),
     Mode("NIRISS SOSS (TSO)", ("NIS_SOSS",),
          ("assign_wcs", "bkg_subtract", "srctype", "flat_field", "pathloss", "extract_1d", "photom"),
          ("calints", "x1dints"), note="jwst calibrates SOSS spectra after extraction: photom follows extract_1d"),

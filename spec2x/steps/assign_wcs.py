@@ -37,7 +37,7 @@ from gwcs.geometry import CartesianToSpherical, SphericalToCartesian
 from scipy.interpolate import UnivariateSpline
 
 from spec2x.errors import InputError, NotImplementedForMode, RefError
-from spec2x.meta import keyword, with_keywords
+from spec2x.meta import exposure_keywords, keyword, with_keywords
 
 log = logging.getLogger(__name__)
 
@@ -303,14 +303,18 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
 
 def apply(ds: xr.Dataset, prepared: Prepared) -> xr.Dataset:
     out = with_keywords(ds, sci=prepared.sci, wcs=prepared.wcs)
+    if prepared.wavelength is None:  # NIRSpec slits: wavelengths come with extract_2d's cut-out
+        return out
     return out.assign_coords(wavelength=(("y", "x"), prepared.wavelength, {"units": "um"}))
 
 
 def prepare(ds: xr.Dataset, refs: dict) -> Prepared:
     """The gwcs and the wavelength map of the exposure, built once from its references."""
     exp_type = str(keyword(ds, "EXP_TYPE", "")).upper()
+    if exp_type in NIRSPEC_SLIT:
+        return NIRSPEC_SLIT[exp_type](ds, refs)
     if exp_type not in DISPERSION_AXIS:
-        raise NotImplementedForMode(f"assign_wcs: EXP_TYPE={exp_type} is not implemented (only MIR_LRS-SLITLESS)")
+        raise NotImplementedForMode(f"assign_wcs: EXP_TYPE={exp_type} is not implemented")
     spec = read_specwcs(refs["specwcs"])
     p = pointing_of(ds)
     wcs = lrs_slitless_wcs(p, spec, read_distortion(refs["distortion"]))
@@ -326,3 +330,25 @@ def prepare(ds: xr.Dataset, refs: dict) -> Prepared:
     if region is not None:
         sci["S_REGION"] = region
     return Prepared(wcs, wave, sci)
+
+
+# ----------------------------------------------------------------------------- NIRSpec slits
+def nirspec_bots(ds: xr.Dataset, refs: dict) -> Prepared:
+    """The S1600A1 gwcs of a NIRSpec BOTS exposure, with the slit's bounding box (subarray pixels) that
+    extract_2d cuts out; the keywords jwst records (order, default wavelength range, dispersion axis)."""
+    from spec2x import nirspec_wcs
+
+    kw = exposure_keywords(ds)
+    nirspec_wcs.check_pair(refs["wavelengthrange"], kw)
+    optics = nirspec_wcs.read_optics(refs, kw, "S1600A1")
+    p = pointing_of(ds)
+    wcs = nirspec_wcs.slit_wcs(optics, p, str(kw.get("DETECTOR", "")))
+    wcs.bounding_box = nirspec_wcs.bounding_box(wcs, optics.wrange)
+    if p.velosys is not None:
+        log.info("Applied barycentric velocity correction: %s", barycentric_factor(p.velosys))
+    sci = {"SPECSYS": "BARYCENT", "DISPAXIS": 1, "SPORDER": optics.order,
+           "WAVSTART": float(optics.wrange[0]), "WAVEND": float(optics.wrange[1])}
+    return Prepared(wcs, None, sci)
+
+
+NIRSPEC_SLIT = {"NRS_BRIGHTOBJ": nirspec_bots}

@@ -1,4 +1,5 @@
-"""flat_field: divide by the FLAT reference image (every mode but NIRSpec spectroscopy), as jwst 3.0.0.
+"""flat_field: divide by the flat, as jwst 3.0.0: the FLAT reference image (every mode but NIRSpec
+spectroscopy), or for NIRSpec BOTS the F x S x D flat built at the slit's wavelengths (``spec2x.nirspec_flat``).
 
 The flat (cut to the science subarray when the reference is larger) is a small (y, x) numpy array read
 once; the cubes are divided lazily.  Flat pixels that are NaN, zero or NO_FLAT_FIELD become
@@ -9,12 +10,14 @@ then NaNs and DO_NOT_USE are made consistent.  All arithmetic in float32, in jws
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import xarray as xr
 from astropy.io import fits
 
 from spec2x.dq import PIXEL, match_nans_and_flags, remap_dq
-from spec2x.errors import NotImplementedForMode, RefError
+from spec2x.errors import NotImplementedForMode, RefError, Spec2xError
 from spec2x.meta import keyword, with_keywords
 
 NIRSPEC_SPECTRAL = ("NRS_AUTOWAVE", "NRS_BRIGHTOBJ", "NRS_FIXEDSLIT", "NRS_IFU", "NRS_LAMP", "NRS_MSASPEC")
@@ -29,13 +32,18 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
 def apply(ds: xr.Dataset, flat) -> xr.Dataset:
     if flat is None:
         return with_keywords(ds, primary={"S_FLAT": "SKIPPED"})
+    if isinstance(flat, NirspecFlat):
+        return apply_nirspec_flat(ds, flat)
     return apply_flat(ds, *flat)
 
 
 def prepare(ds: xr.Dataset, refs: dict):
     """The prepared (data, dq, err) flat for this exposure, or None when jwst would skip the step."""
-    if str(keyword(ds, "EXP_TYPE", "")).upper() in NIRSPEC_SPECTRAL and keyword(ds, "OPMODE") != "IMAGE":
-        raise NotImplementedForMode("flat_field: NIRSpec spectroscopic flats (fflat/sflat/dflat) are not implemented")
+    exp_type = str(keyword(ds, "EXP_TYPE", "")).upper()
+    if exp_type in NIRSPEC_PREPARE:
+        return NIRSPEC_PREPARE[exp_type](ds, refs)
+    if exp_type in NIRSPEC_SPECTRAL and keyword(ds, "OPMODE") != "IMAGE":
+        raise NotImplementedForMode(f"flat_field: NIRSpec flats for EXP_TYPE={exp_type} are not implemented")
     path = refs.get("flat")
     flat = read_flat(path, ds) if path else None
     return None if flat is None else prepare_flat(*flat)
@@ -111,3 +119,53 @@ def apply_flat(ds: xr.Dataset, data, dq, err) -> xr.Dataset:
     out["err"] = np.sqrt(out["var_poisson"] + out["var_rnoise"] + out["var_flat"])
     out["dq"] = ds["dq"] | xr.DataArray(dq, dims=("y", "x"))
     return match_nans_and_flags(out)
+
+
+# ----------------------------------------------------------------------------- NIRSpec (F x S x D flats)
+@dataclass(frozen=True)
+class NirspecFlat:
+    """The interpolated (y, x) NIRSpec flat of a slit cut-out."""
+
+    data: np.ndarray
+    dq: np.ndarray
+    err: np.ndarray
+
+
+def prepare_nirspec_slit(ds: xr.Dataset, refs: dict):
+    """The F x S x D flat at the cut-out's wavelengths (None, so SKIPPED, when all three are N/A).
+
+    S and D flats are full frame: the cut-out sits at subarray start + slit start (SLTSTRTn)."""
+    from spec2x import nirspec_flat
+
+    if not any(refs.get(k) for k in ("fflat", "sflat", "dflat")):
+        return None
+    if "wavelength" not in ds.coords:
+        raise Spec2xError("flat_field: the NIRSpec flat needs the slit wavelengths; run extract_2d first")
+    slit = keyword(ds, "SLTNAME")
+    x0 = int(keyword(ds, "SUBSTRT1", 1)) - 1 + int(keyword(ds, "SLTSTRT1", 1)) - 1
+    y0 = int(keyword(ds, "SUBSTRT2", 1)) - 1 + int(keyword(ds, "SLTSTRT2", 1)) - 1
+    window = (slice(y0, y0 + ds.sizes["y"]), slice(x0, x0 + ds.sizes["x"]))
+    parts = {k: nirspec_flat.read_part(refs[k], k, slit, None if k == "fflat" else window) if refs.get(k) else None
+             for k in ("fflat", "sflat", "dflat")}
+    flat, dq, err = nirspec_flat.nirspec_flat(ds.coords["wavelength"].values, parts["fflat"], parts["sflat"],
+                                              parts["dflat"])
+    return NirspecFlat(flat, dq, err)
+
+
+def apply_nirspec_flat(ds: xr.Dataset, flat: NirspecFlat) -> xr.Dataset:
+    """Lazy division by the NIRSpec flat, jwst's float32 operation order (VAR_FLAT from the divided SCI)."""
+    f = xr.DataArray(flat.data, dims=("y", "x"))
+    f_sq = xr.DataArray(flat.data * flat.data, dims=("y", "x"))
+    f_err = xr.DataArray(flat.err, dims=("y", "x"))
+    out = ds.copy(deep=False)
+    out["sci"] = ds["sci"] / f
+    zero = xr.zeros_like(ds["sci"])
+    out["var_poisson"] = ds.get("var_poisson", zero) / f_sq
+    out["var_rnoise"] = ds.get("var_rnoise", zero) / f_sq
+    out["var_flat"] = (out["sci"] / f * f_err) ** 2
+    out["err"] = np.sqrt(out["var_poisson"] + out["var_rnoise"] + out["var_flat"])
+    out["dq"] = ds["dq"] | xr.DataArray(flat.dq, dims=("y", "x"))
+    return match_nans_and_flags(out)
+
+
+NIRSPEC_PREPARE = {"NRS_BRIGHTOBJ": prepare_nirspec_slit}
