@@ -1,4 +1,8 @@
-"""assign_wcs for MIRI LRS slitless (EXP_TYPE=MIR_LRS-SLITLESS): the detector -> (RA, Dec, lambda) gwcs.
+"""assign_wcs: the detector -> (RA, Dec, lambda) gwcs, for MIRI LRS slitless (here) and NIRSpec BOTS
+(``nirspec_bots``: the slit chain of ``spec2x.nirspec_wcs`` with the slit's bounding box; no wavelength map
+until extract_2d cuts the slit out, as jwst).
+
+MIRI LRS slitless (EXP_TYPE=MIR_LRS-SLITLESS):
 
 The WCS is the same transform chain jwst 3.0.0 builds (``assign_wcs/miri.py: lrs``), so it evaluates to
 the same numbers:
