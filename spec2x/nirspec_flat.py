@@ -118,12 +118,19 @@ def clean_wavelengths(wl: np.ndarray) -> np.ndarray:
     return out
 
 
-def combine_fast_slow(wl, slow, dq, err, part: Part):
-    """(flat, dq, err) of slow image x fast-variation table at the wavelengths ``wl`` (float32, 0 = none)."""
+def wavelength_steps(wl):
+    """(filled wavelengths, their step along x) at which every fast-variation table is averaged."""
     wl_c = clean_wavelengths(wl)
     dwl = np.zeros_like(wl_c)
     dwl[:, :-1] = wl_c[:, 1:] - wl_c[:, :-1]
     dwl[:, -1] = dwl[:, -2]
+    return wl_c, dwl
+
+
+def combine_fast_slow(wl, steps, slow, dq, err, part: Part):
+    """(flat, dq, err) of slow image x fast-variation table at the wavelengths ``wl`` (float32, 0 = none);
+    ``steps`` = ``wavelength_steps(wl)``."""
+    wl_c, dwl = steps
     values, error = kflat.fast_variation(wl_c, dwl, part.tab_wl.astype(np.float32), part.tab_flat.astype(np.float32),
                                          part.tab_err.astype(np.float32), kflat.GAUSS_OFFSETS, kflat.GAUSS_WEIGHTS)
     dq = np.zeros(wl.shape, np.uint32) if dq is None else dq.copy()
@@ -146,30 +153,30 @@ def _flag_bad(flat, dq, fill):
     flat[(dq & DO_NOT_USE) != 0] = fill
 
 
-def fore_flat(wl, part: Part | None):
+def fore_flat(wl, steps, part: Part | None):
     if part is None:
         return np.ones(wl.shape, np.float32), None, None
-    flat, dq, err = combine_fast_slow(wl, 1.0, None, None, part)
+    flat, dq, err = combine_fast_slow(wl, steps, 1.0, None, None, part)
     _flag_bad(flat, dq, np.nan)
     return flat, dq, err
 
 
-def spectrograph_flat(wl, part: Part | None):
+def spectrograph_flat(wl, steps, part: Part | None):
     if part is None:
         return np.ones(wl.shape, np.float32), None, None
     image, dq, err = part.image, part.dq, part.err
     if image.ndim == 3:
         image, dq, err = kflat.interpolate_planes(image, dq, err, part.image_wl, wl)
     _flag_bad(image, dq, 1.0)
-    return combine_fast_slow(wl, image, dq, err, part)
+    return combine_fast_slow(wl, steps, image, dq, err, part)
 
 
-def detector_flat(wl, part: Part | None):
+def detector_flat(wl, steps, part: Part | None):
     if part is None:
         return np.ones(wl.shape, np.float32), None, None
     image, dq, err = kflat.interpolate_planes(part.image, part.dq, part.err, part.image_wl, wl)
     _flag_bad(image, dq, 1.0)
-    return combine_fast_slow(wl, image, dq, err, part)
+    return combine_fast_slow(wl, steps, image, dq, err, part)
 
 
 def combine_dq(parts_dq, shape):
@@ -189,9 +196,10 @@ def nirspec_flat(wavelength: np.ndarray, fflat: Part | None, sflat: Part | None,
     slit) are ``wavelength``."""
     wl = np.asarray(wavelength, dtype=np.float32).copy()
     wl[np.isnan(wl)] = 0.0
-    f, f_dq, f_err = fore_flat(wl, fflat)
-    s, s_dq, s_err = spectrograph_flat(wl, sflat)
-    d, d_dq, d_err = detector_flat(wl, dflat)
+    steps = wavelength_steps(wl)
+    f, f_dq, f_err = fore_flat(wl, steps, fflat)
+    s, s_dq, s_err = spectrograph_flat(wl, steps, sflat)
+    d, d_dq, d_err = detector_flat(wl, steps, dflat)
     flat = f * s * d
     dq = combine_dq((f_dq, s_dq, d_dq), flat.shape)
     sum_var = np.zeros_like(flat)

@@ -237,3 +237,27 @@ def test_demo_case_is_registered():
 def test_case_json_lists_every_reference(bots):
     case = json.loads((bots.rateints.parent / "case.json").read_text())
     assert set(case["refs"]) == set(bots.refs) and case["grating"] == bots.info["grating"]
+
+
+def test_detector_to_sca_offsets_and_nrs2_flip():
+    """Subarray and cut-out offsets shift into full-frame pixels; NRS2 is rotated by 180 degrees."""
+    from spec2x.nirspec_wcs import detector_to_sca
+
+    np.testing.assert_allclose(detector_to_sca(1, 1009, "NRS1", offset=(0, 4))(10.0, 2.0), (10.0, 1014.0))
+    np.testing.assert_allclose(detector_to_sca(1, 1, "NRS2")(0.0, 0.0), (2047.0, 2047.0))
+    np.testing.assert_allclose(detector_to_sca(1025, 1, "NRS2")(3.0, 5.0), (2047.0 - 1027.0, 2042.0))
+
+
+def test_gwa_rotation_matches_stdatamodels():
+    """The compound rotation evaluates jwst's Rotation3DToGWA formulas (z renormalised after each axis)."""
+    from stdatamodels.jwst.transforms.models import Rotation3DToGWA
+
+    from spec2x.nirspec_wcs import gwa_rotation
+
+    angles = [0.3, -0.7, 1.1, 0.25]
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(-0.2, 0.2, (2, 50))
+    z = np.sqrt(1 - x * x - y * y)
+    ours, theirs = gwa_rotation(angles)(x, y, z), Rotation3DToGWA(angles, "xyzy")(x, y, z)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(gwa_rotation(angles).inverse(*ours), (x, y, z), rtol=1e-12, atol=1e-13)
