@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_lrs_slitless import run_jwst, run_spec2x  # noqa: E402
+from bench_lrs_slitless import run_jwst, run_spec2x
 
 
 def make_case(workdir: Path, nints: int, grating: str, subarray: str) -> dict:

@@ -26,7 +26,6 @@ import numpy as np
 from astropy import coordinates as coord
 from astropy import units as u
 from astropy.constants import c as speed_of_light
-from astropy.modeling import models
 from astropy.modeling.models import Const1D, Identity, Mapping, Scale, Shift, Tabular1D
 from gwcs import WCS
 from gwcs import coordinate_frames as cf
@@ -39,9 +38,8 @@ from spec2x.errors import RefError
 SLIT_Y_RANGE = (-0.55, 0.55)     # jwst assign_wcs slit_y_low / slit_y_high defaults
 FULL_RANGE = (0.6e-6, 5.3e-6)     # NIRSpec wavelength range used when the selector is missing
 BBOX_STEP = 1e-10                 # wavelength step (m) of the slit-edge trace used for the bounding box
-# Fixed slits: row in MSA quadrant 5, jwst's slit id
-FIXED_SLITS = {"S200A1": (0, -101), "S200A2": (1, -102), "S400A1": (2, -103), "S1600A1": (3, -104),
-               "S200B1": (4, -105)}
+# Fixed slits: their row in MSA quadrant 5 of the MSA reference
+FIXED_SLITS = {"S200A1": 0, "S200A2": 1, "S400A1": 2, "S1600A1": 3, "S200B1": 4}
 
 
 # ----------------------------------------------------------------------------- model builders
@@ -146,7 +144,7 @@ def _open(model_class, path: str, reftype: str):
 
     try:
         return getattr(datamodels, model_class)(path)
-    except Exception as exc:  # stdatamodels raises many kinds for a wrong file
+    except Exception as exc:  # noqa: BLE001 - stdatamodels raises many kinds for a wrong file
         raise RefError("assign_wcs", reftype, f"{path}: not a NIRSpec {reftype} reference ({exc})") from None
 
 
@@ -175,7 +173,7 @@ def read_optics(refs: dict, kw: dict, slit: str) -> Optics:
     with _open("MSAModel", refs["msa"], "msa") as m:
         q5 = m.Q5
         msa_model, data = q5.model, np.asarray(q5.data)
-    row, _ = FIXED_SLITS[slit]
+    row = FIXED_SLITS[slit]
     with _open("DisperserModel", refs["disperser"], "disperser") as d:
         if str(kw.get("GRATING", "")).upper() == "PRISM":
             raise RefError("assign_wcs", "disperser", f"{refs['disperser']}: GRATING=PRISM (Snell-law prism) "

@@ -201,7 +201,7 @@ def make_flats(refdir: Path, grating: str, seed: int, bad_rows: tuple) -> dict:
 
 
 def make_photom_area(refdir: Path, grating: str) -> dict:
-    filt, (lo, hi) = GRATINGS[grating]
+    filt = GRATINGS[grating][0]
     n, size = 180, 200
     dt = [("filter", "S12"), ("grating", "S15"), ("slit", "S15"), ("photmj", "f4"), ("uncertainty", "f4"),
           ("nelem", "i2"), ("wavelength", "f4", (size,)), ("relresponse", "f4", (size,)),
@@ -229,7 +229,7 @@ def make_photom_area(refdir: Path, grating: str) -> dict:
 def make_extract1d(path: Path, rows: tuple):
     """Box of 12 rows centred on the trace in the cut-out, background from 2 rows at each edge."""
     centre = 0.5 * (rows[0] + rows[1])
-    lo, hi = int(round(centre - 6)), int(round(centre + 5))
+    lo, hi = round(centre - 6), round(centre + 5)
     ref = {"reftype": "EXTRACT1D", "instrument": "NIRSPEC", "telescope": "JWST", "exp_type": "NRS_BRIGHTOBJ",
            "pedigree": "DUMMY", "useafter": "2022-01-01T00:00:00", "author": "spec2x.synthetic",
            "description": "Synthetic reference file (spec2x)",
@@ -376,7 +376,7 @@ def make_nirspec_bots(outdir, nints=10, seed=1, grating="G395H", subarray="SUB20
     refdir = outdir / "refs"
     refdir.mkdir(parents=True, exist_ok=True)
     refs = make_wcs_refs(refdir, grating)
-    ystart = int(round(slit_row(refs, grating) - NY / 2))
+    ystart = round(slit_row(refs, grating) - NY / 2)
     lam, y_slit, wcs, optics = _slit_geometry(refs, grating, subarray, ystart)
     refs.update(make_flats(refdir, grating, seed, (ystart - 1, ystart - 1 + NY)))
     refs.update(make_photom_area(refdir, grating))
