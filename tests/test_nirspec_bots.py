@@ -1,5 +1,5 @@
 """NIRSpec BOTS end to end: spec2x products against jwst 3.0.0's (run offline on the same synthetic files)
-for two gratings and two subarrays, the flat-interpolation kernel, and user mistakes."""
+for two gratings, two subarrays and both detectors, the flat-interpolation kernel, and user mistakes."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ X1D_COLUMNS = ("WAVELENGTH", "FLUX", "FLUX_ERROR", "FLUX_VAR_POISSON", "FLUX_VAR
                "MJD-BEG", "MJD-AVG", "MJD-END", "TDB-BEG", "TDB-MID", "TDB-END")
 IGNORED_KEYWORDS = {"DATE", "CAL_VER", "CAL_VCS", "CRDS_VER", "CRDS_CTX", "FILENAME", "CHECKSUM", "DATASUM",
                     "COMMENT", "HISTORY", ""}
-# (grating, subarray, seed, nints): SUB512 holds only the blue end of the G235H spectrum
-CASES = {"g395h": ("G395H", "SUB2048", 2, 6), "g235h_sub512": ("G235H", "SUB512", 3, 5)}
+# (grating, subarray, detector, seed, nints): SUB512 holds only one end of the G235H spectrum
+CASES = {"g395h_nrs1": ("G395H", "SUB2048", "NRS1", 2, 6), "g235h_sub512_nrs2": ("G235H", "SUB512", "NRS2", 3, 5)}
 
 
 @dataclass
@@ -42,9 +42,10 @@ class BotsCase:
 @pytest.fixture(scope="session", params=sorted(CASES))
 def bots(request, tmp_path_factory, jwst_oracle) -> BotsCase:
     """A synthetic BOTS case (full-frame flats: built once per session), jwst's and spec2x's products."""
-    grating, subarray, seed, nints = CASES[request.param]
+    grating, subarray, detector, seed, nints = CASES[request.param]
     d = tmp_path_factory.mktemp(f"bots_{request.param}")
-    info = make_nirspec_bots(d / "case", nints=nints, seed=seed, grating=grating, subarray=subarray)
+    info = make_nirspec_bots(d / "case", nints=nints, seed=seed, grating=grating, subarray=subarray,
+                             detector=detector)
     refs = {k: str(v) for k, v in info["refs"].items()}
     jwst = jwst_oracle(info["rateints"][0], refs)
     _, paths = spec2x.run(info["rateints"][0], d / "spec2x", refs=refs, chunk_ints=2)

@@ -1,7 +1,7 @@
 """Deterministic synthetic NIRSpec BOTS (NRS_BRIGHTOBJ, S1600A1) exposures and all their reference files,
 for demos, tests and benchmarks.
 
-``make_nirspec_bots`` writes a ``_rateints`` CubeModel (NRS1, a 32-row subarray) and the 15 reference
+``make_nirspec_bots`` writes a ``_rateints`` CubeModel (NRS1 or NRS2, a 32-row subarray) and the 14 reference
 files Spec2Pipeline reads for this mode: the optical model of the slit WCS (fpa, camera, collimator,
 disperser, fore, msa, ote, wavelengthrange), the three flat parts (full-frame fflat/sflat/dflat), photom,
 area and extract1d.
@@ -15,7 +15,8 @@ spectrum with two absorption lines, a 1 % transit, a flat background, read and P
 pixels (NaN + DO_NOT_USE) and cosmic-ray NaNs.  Integration i depends only on (seed, i, nints), so
 the cube is streamed to disk chunk by chunk at any nints.
 
-PRISM (Snell-law disperser) and NRS2 are not built.
+PRISM (Snell-law disperser) is not built.  The toy NRS2 FPA model undoes the 180-degree turn of the NRS2
+detector frame, so an NRS2 exposure looks like NRS1's (2 px apart) while going through jwst's flip.
 """
 
 from __future__ import annotations
@@ -58,12 +59,12 @@ def groove_density(lam_range, nx=2048):
     return 2 * np.sin(np.arctan(half)) / (lam_range[1] - lam_range[0])
 
 
-def _meta(m, reftype, grating="N/A", filt="N/A"):
+def _meta(m, reftype, grating="N/A", filt="N/A", detector="NRS1"):
     meta = m.meta
     meta.reftype, meta.pedigree, meta.useafter = reftype, "DUMMY", "2022-01-01T00:00:00"
     meta.author, meta.description = "spec2x.synthetic", "Synthetic reference file (spec2x)"
     meta.telescope = "JWST"
-    meta.instrument.name, meta.instrument.detector = "NIRSPEC", "NRS1"
+    meta.instrument.name, meta.instrument.detector = "NIRSPEC", detector
     meta.exposure.type, meta.exposure.p_exptype = "NRS_BRIGHTOBJ", "NRS_BRIGHTOBJ|NRS_FIXEDSLIT|"
     if hasattr(meta.instrument, "filter"):
         meta.instrument.filter = filt
@@ -75,7 +76,7 @@ def _meta(m, reftype, grating="N/A", filt="N/A"):
 # ---------------------------------------------------------------------------------------------
 # Reference files
 # ---------------------------------------------------------------------------------------------
-def make_wcs_refs(refdir: Path, grating: str) -> dict:
+def make_wcs_refs(refdir: Path, grating: str, detector: str = "NRS1") -> dict:
     filt, lam_range = GRATINGS[grating]
     g = groove_density(lam_range)
     offset = np.tan(np.arcsin(g * 0.5 * sum(lam_range)))   # centre of the band on the detector centre
@@ -87,20 +88,20 @@ def make_wcs_refs(refdir: Path, grating: str) -> dict:
         paths[reftype] = refdir / name
         save(model, paths[reftype])
 
-    fpa = _meta(datamodels.FPAModel(), "fpa")
+    fpa = _meta(datamodels.FPAModel(), "fpa", detector=detector)
     fpa.nrs1_model = (Shift(-1024.5) | Scale(PIXEL)) & (Shift(-1024.5) | Scale(PIXEL))
     fpa.nrs2_model = (Shift(-1024.5) | Scale(-PIXEL)) & (Shift(-1024.5) | Scale(-PIXEL))
     write("fpa", fpa, "fpa.asdf", input_units="pixel", output_units="m")
 
-    cam = _meta(datamodels.CameraModel(), "camera")
+    cam = _meta(datamodels.CameraModel(), "camera", detector=detector)
     cam.model = (Scale(1 / F_CAMERA) | Shift(offset)) & Scale(1 / F_CAMERA)
     write("camera", cam, "camera.asdf", input_units="m", output_units="rad")
 
-    col = _meta(datamodels.CollimatorModel(), "collimator")
+    col = _meta(datamodels.CollimatorModel(), "collimator", detector=detector)
     col.model = Scale(F_COLLIMATOR) & Scale(F_COLLIMATOR)
     write("collimator", col, "collimator.asdf", input_units="rad", output_units="m")
 
-    disp = _meta(datamodels.DisperserModel(), "disperser", grating=grating)
+    disp = _meta(datamodels.DisperserModel(), "disperser", grating=grating, detector=detector)
     disp.groovedensity = float(g)
     for k, v in GWA_ANGLES.items():
         setattr(disp, k, v)
@@ -110,7 +111,7 @@ def make_wcs_refs(refdir: Path, grating: str) -> dict:
     disp.gwa_tiltx, disp.gwa_tilty = dict(tilt), dict(tilt)
     write("disperser", disp, f"disperser_{grating}.asdf")
 
-    msa = _meta(datamodels.MSAModel(), "msa")
+    msa = _meta(datamodels.MSAModel(), "msa", detector=detector)
     shutter = np.array([[1, 0.0, 0.0, 1e-4, 1e-4]])
     for q in range(1, 5):
         setattr(msa, f"Q{q}", {"model": Identity(2), "data": shutter})
@@ -119,17 +120,17 @@ def make_wcs_refs(refdir: Path, grating: str) -> dict:
     msa.Q5 = {"model": Identity(2), "data": np.array(rows, float)}
     write("msa", msa, "msa.asdf", input_units="m", output_units="m")
 
-    fore = _meta(datamodels.FOREModel(), "fore", filt=filt)
+    fore = _meta(datamodels.FOREModel(), "fore", filt=filt, detector=detector)
     model = Mapping((0, 1), n_inputs=3) | Scale(1.01) & Scale(0.99)
     model.inverse = Mapping((0, 1), n_inputs=3) | Scale(1 / 1.01) & Scale(1 / 0.99)
     fore.model = model
     write("fore", fore, f"fore_{filt}.asdf", input_units="m", output_units="m")
 
-    ote = _meta(datamodels.OTEModel(), "ote")
+    ote = _meta(datamodels.OTEModel(), "ote", detector=detector)
     ote.model = (Scale(1.6 / SLIT) | Shift(V2REF)) & (Scale(1.6 / SLIT) | Shift(V3REF))
     write("ote", ote, "ote.asdf", input_units="m", output_units="arcsec")
 
-    wr = _meta(datamodels.WavelengthrangeModel(), "wavelengthrange")
+    wr = _meta(datamodels.WavelengthrangeModel(), "wavelengthrange", detector=detector)
     wr.waverange_selector = [f"{f}_{g_}" for g_, (f, _) in GRATINGS.items()]
     wr.order = [-1] * len(GRATINGS)
     wr.wavelengthrange = [list(r) for _, r in GRATINGS.values()]
@@ -138,8 +139,8 @@ def make_wcs_refs(refdir: Path, grating: str) -> dict:
     return paths
 
 
-def _flat_meta(m, reftype, grating, filt):
-    _meta(m, reftype, grating=grating, filt=filt)
+def _flat_meta(m, reftype, grating, filt, detector):
+    _meta(m, reftype, grating=grating, filt=filt, detector=detector)
     s = m.meta.subarray
     s.name, s.xstart, s.ystart, s.xsize, s.ysize = "FULL", 1, 1, 2048, 2048
     return m
@@ -157,7 +158,7 @@ def _fast_table(rows):
     return t
 
 
-def make_flats(refdir: Path, grating: str, seed: int, bad_rows: tuple) -> dict:
+def make_flats(refdir: Path, grating: str, seed: int, bad_rows: tuple, detector: str = "NRS1") -> dict:
     """F (table only), S (2-D image + table) and D (3-plane cube + table) flats, full frame (microns)."""
     filt, (lo, hi) = GRATINGS[grating]
     rng = np.random.default_rng([seed, 7])
@@ -165,14 +166,14 @@ def make_flats(refdir: Path, grating: str, seed: int, bad_rows: tuple) -> dict:
     paths = {"fflat": refdir / f"fflat_{filt}.fits", "sflat": refdir / f"sflat_{grating}.fits",
              "dflat": refdir / "dflat.fits"}
 
-    f = _flat_meta(datamodels.NirspecFlatModel(), "fflat", "N/A", filt)
+    f = _flat_meta(datamodels.NirspecFlatModel(), "fflat", "N/A", filt, detector)
     f.data, f.dq, f.err = np.ones((1, 1), np.float32), np.zeros((1, 1), np.uint32), np.zeros((1, 1), np.float32)
     f.wavelength = np.array([(0.0,)], dtype=[("wavelength", "f4")])
     f.flat_table = _fast_table([("S200A1", wl, np.full(wl.size, 0.7, np.float32)),
                                 ("S1600A1", wl, 1.0 + 0.05 * np.sin(3.0 * wl))])
     save(f, paths["fflat"])
 
-    s = _flat_meta(datamodels.NirspecFlatModel(), "sflat", grating, filt)
+    s = _flat_meta(datamodels.NirspecFlatModel(), "sflat", grating, filt, detector)
     s.data = (1.0 + 0.01 * rng.standard_normal((2048, 2048))).astype(np.float32)
     s.err = np.full((2048, 2048), 0.004, np.float32)
     s.dq = np.zeros((2048, 2048), np.uint32)
@@ -183,7 +184,7 @@ def make_flats(refdir: Path, grating: str, seed: int, bad_rows: tuple) -> dict:
     s.flat_table = _fast_table([("ANY", wl, 0.9 + 0.1 * (wl - wl.min()) / np.ptp(wl))])
     save(s, paths["sflat"])
 
-    d = _flat_meta(datamodels.NirspecFlatModel(), "dflat", "N/A", "N/A")
+    d = _flat_meta(datamodels.NirspecFlatModel(), "dflat", "N/A", "N/A", detector)
     base = (1.0 + 0.02 * rng.standard_normal((2048, 2048))).astype(np.float32)
     d.data = np.stack([base, base * np.float32(1.004), base * np.float32(1.012)])
     d.err = np.stack([np.full((2048, 2048), e, np.float32) for e in (0.003, 0.002, 0.004)])
@@ -200,7 +201,7 @@ def make_flats(refdir: Path, grating: str, seed: int, bad_rows: tuple) -> dict:
     return paths
 
 
-def make_photom_area(refdir: Path, grating: str) -> dict:
+def make_photom_area(refdir: Path, grating: str, detector: str = "NRS1") -> dict:
     filt = GRATINGS[grating][0]
     n, size = 180, 200
     dt = [("filter", "S12"), ("grating", "S15"), ("slit", "S15"), ("photmj", "f4"), ("uncertainty", "f4"),
@@ -214,13 +215,13 @@ def make_photom_area(refdir: Path, grating: str) -> dict:
             mid = 0.5 * (a + b) * 1e6
             rr[:n] = 1.0 + 0.3 * np.exp(-0.5 * ((wl[:n] - mid) / (0.3 * (b - a) * 1e6)) ** 2)
             rows.append((f, g, slit, photmj, 1e-5, n, wl, rr, np.full(size, 1e-3, np.float32)))
-    p = _meta(datamodels.NrsFsPhotomModel(), "photom")
+    p = _meta(datamodels.NrsFsPhotomModel(), "photom", detector=detector)
     p.phot_table = np.array(rows, dtype=dt)
     p.meta.photometry.pixelarea_steradians = 2.2e-13
     p.meta.photometry.pixelarea_arcsecsq = 0.0093
     save(p, refdir / "photom.fits")
 
-    a = _meta(datamodels.NirspecSlitAreaModel(), "area", grating=grating, filt=filt)
+    a = _meta(datamodels.NirspecSlitAreaModel(), "area", grating=grating, filt=filt, detector=detector)
     a.area_table = np.array([(b"S200A1", 0.0081), (b"S1600A1", 0.0093)], dtype=[("slit_id", "S15"), ("pixarea", "f4")])
     save(a, refdir / "area.fits")
     return {"photom": refdir / "photom.fits", "area": refdir / "area.fits"}
@@ -243,38 +244,38 @@ def make_extract1d(path: Path, rows: tuple):
 # ---------------------------------------------------------------------------------------------
 # Science exposure
 # ---------------------------------------------------------------------------------------------
-def _exposure_keywords(grating, subarray, ystart):
+def _exposure_keywords(grating, subarray, ystart, detector):
     filt = GRATINGS[grating][0]
     xstart, xsize = SUBARRAYS[subarray]
-    return {"DETECTOR": "NRS1", "FILTER": filt, "GRATING": grating, "GWA_XTIL": GWA_XTIL, "GWA_YTIL": GWA_YTIL,
+    return {"DETECTOR": detector, "FILTER": filt, "GRATING": grating, "GWA_XTIL": GWA_XTIL, "GWA_YTIL": GWA_YTIL,
             "SUBSTRT1": xstart, "SUBSTRT2": ystart, "SUBSIZE1": xsize, "SUBSIZE2": NY}
 
 
-def _slit_geometry(refs, grating, subarray, ystart):
+def _slit_geometry(refs, grating, subarray, ystart, detector):
     """(wavelength micron, position in slit) at every subarray pixel, and the slit WCS (spec2x's own)."""
     from spec2x import nirspec_wcs
     from spec2x.steps.assign_wcs import Pointing
 
-    kw = _exposure_keywords(grating, subarray, ystart)
+    kw = _exposure_keywords(grating, subarray, ystart, detector)
     optics = nirspec_wcs.read_optics({k: str(v) for k, v in refs.items()}, kw, "S1600A1")
     p = Pointing(xstart=kw["SUBSTRT1"], ystart=ystart, xsize=kw["SUBSIZE1"], v2_ref=V2REF, v3_ref=V3REF,
                  roll_ref=90.0, ra_ref=150.0, dec_ref=2.0, va_scale=1.0, velosys=VELOSYS)
-    wcs = nirspec_wcs.slit_wcs(optics, p, "NRS1")
+    wcs = nirspec_wcs.slit_wcs(optics, p, detector)
     y, x = np.mgrid[:NY, : kw["SUBSIZE1"]].astype(float)
     _, y_slit, lam = wcs.get_transform("detector", "slit_frame")(x, y)
     return lam * 1e6, y_slit, wcs, optics
 
 
-def slit_row(refs, grating) -> float:
+def slit_row(refs, grating, detector) -> float:
     """Full-frame row (1-based) of the slit centre at the middle of the band."""
     from spec2x import nirspec_wcs
     from spec2x.steps.assign_wcs import Pointing
 
-    kw = _exposure_keywords(grating, "SUB2048", 1)
+    kw = _exposure_keywords(grating, "SUB2048", 1, detector)
     optics = nirspec_wcs.read_optics({k: str(v) for k, v in refs.items()}, kw, "S1600A1")
     p = Pointing(xstart=1, ystart=1, xsize=2048, v2_ref=V2REF, v3_ref=V3REF, roll_ref=90.0, ra_ref=150.0,
                  dec_ref=2.0, velosys=VELOSYS)
-    to_slit = nirspec_wcs.slit_wcs(optics, p, "NRS1").get_transform("detector", "slit_frame")
+    to_slit = nirspec_wcs.slit_wcs(optics, p, detector).get_transform("detector", "slit_frame")
     _, y = to_slit.inverse(0.0, 0.0, 0.5 * sum(GRATINGS[grating][1]))
     return float(y) + 1
 
@@ -330,12 +331,12 @@ class _Scene:
         return it
 
 
-def _set_meta(m, nints, grating, subarray, ystart, filename):
-    kw = _exposure_keywords(grating, subarray, ystart)
+def _set_meta(m, nints, grating, subarray, ystart, detector, filename):
+    kw = _exposure_keywords(grating, subarray, ystart, detector)
     mt = m.meta
     mt.telescope, mt.filename, mt.model_type = "JWST", filename, "CubeModel"
     ins = mt.instrument
-    ins.name, ins.detector, ins.grating, ins.filter = "NIRSPEC", "NRS1", grating, kw["FILTER"]
+    ins.name, ins.detector, ins.grating, ins.filter = "NIRSPEC", detector, grating, kw["FILTER"]
     ins.fixed_slit, ins.msa_metadata_file = "S1600A1", "N/A"
     ins.gwa_xtilt, ins.gwa_ytilt, ins.gwa_tilt = GWA_XTIL, GWA_YTIL, 40.0
     ex = mt.exposure
@@ -361,8 +362,8 @@ def _set_meta(m, nints, grating, subarray, ystart, filename):
     mt.bunit_data = mt.bunit_err = "DN/s"
 
 
-def make_nirspec_bots(outdir, nints=10, seed=1, grating="G395H", subarray="SUB2048", name=None,
-                      chunk=None) -> dict:
+def make_nirspec_bots(outdir, nints=10, seed=1, grating="G395H", subarray="SUB2048", detector="NRS1",
+                      name=None, chunk=None) -> dict:
     """Write a synthetic NIRSpec BOTS exposure and its reference files into ``outdir``.
 
     Returns {"rateints": [path], "refs": {reftype: path}, "nints", "seed", "grating", "filter",
@@ -370,16 +371,18 @@ def make_nirspec_bots(outdir, nints=10, seed=1, grating="G395H", subarray="SUB20
     """
     if grating not in GRATINGS:
         raise ValueError(f"grating {grating!r}: choose one of {', '.join(GRATINGS)} (PRISM is not built)")
+    if detector not in ("NRS1", "NRS2"):
+        raise ValueError(f"detector {detector!r}: NRS1 or NRS2")
     if subarray not in SUBARRAYS:
         raise ValueError(f"subarray {subarray!r}: choose one of {', '.join(SUBARRAYS)}")
     outdir = Path(outdir)
     refdir = outdir / "refs"
     refdir.mkdir(parents=True, exist_ok=True)
-    refs = make_wcs_refs(refdir, grating)
-    ystart = round(slit_row(refs, grating) - NY / 2)
-    lam, y_slit, wcs, optics = _slit_geometry(refs, grating, subarray, ystart)
-    refs.update(make_flats(refdir, grating, seed, (ystart - 1, ystart - 1 + NY)))
-    refs.update(make_photom_area(refdir, grating))
+    refs = make_wcs_refs(refdir, grating, detector)
+    ystart = round(slit_row(refs, grating, detector) - NY / 2)
+    lam, y_slit, wcs, optics = _slit_geometry(refs, grating, subarray, ystart, detector)
+    refs.update(make_flats(refdir, grating, seed, (ystart - 1, ystart - 1 + NY), detector))
+    refs.update(make_photom_area(refdir, grating, detector))
     refs["extract1d"] = refdir / "extract1d.json"
     # extraction rows relative to the cut-out that extract_2d will make
     from spec2x import nirspec_wcs
@@ -389,15 +392,15 @@ def make_nirspec_bots(outdir, nints=10, seed=1, grating="G395H", subarray="SUB20
     make_extract1d(refs["extract1d"], (int(inside[0]) - ylo, int(inside[-1]) - ylo))
 
     scene = _Scene(lam, y_slit, nints, seed)
-    path = outdir / f"{name or DEFAULT_NAME}_rateints.fits"
+    path = outdir / f"{name or DEFAULT_NAME.replace('nrs1', detector.lower())}_rateints.fits"
     shape = (nints, NY, SUBARRAYS[subarray][1])
     m = datamodels.CubeModel(**{MODEL_ATTR[k]: lazy_array(shape, dt) for k, dt in CUBES.items()})
-    _set_meta(m, nints, grating, subarray, ystart, path.name)
+    _set_meta(m, nints, grating, subarray, ystart, detector, path.name)
     m.int_times = scene.int_times(m.get_dtype("int_times"))
     chunk = chunk or max(1, (4 << 20) // (NY * shape[2] * 4))
     write_streamed(path, m, scene.block, nints, chunk)
     m.close()
-    info = {"rateints": [path], "refs": refs, "nints": nints, "seed": seed, "grating": grating,
+    info = {"rateints": [path], "refs": refs, "nints": nints, "seed": seed, "grating": grating, "detector": detector,
             "filter": GRATINGS[grating][0], "subarray": subarray, "ystart": ystart}
     case = {**{k: v for k, v in info.items() if k not in ("rateints", "refs")},
             "rateints": [path.name], "refs": {k: f"refs/{p.name}" for k, p in refs.items()}}
