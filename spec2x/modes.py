@@ -107,8 +107,7 @@ MODES = (
           "pathloss", "photom", "cube_build", "extract_1d"), ("cal", "s3d", "x1d")),
     Mode("NIRSpec BOTS (TSO)", ("NRS_BRIGHTOBJ",),
          ("assign_wcs", "extract_2d", "srctype", "wavecorr", "flat_field", "photom", "extract_1d"),
-         ("calints", "x1dints"), note="S1600A1 only; gratings (PRISM is not implemented); wavecorr runs only "
-         "without a WAVECORR reference (then SKIPPED, as jwst)",
+         ("calints", "x1dints"), note="S1600A1; G140H/G235H/G395H (and M) gratings, NRS1/NRS2; PRISM is not implemented",
          cal_model="SlitModel", x1d_model="TSOMultiSpecModel",
          implemented={"assign_wcs": (NIRSPEC_SLIT_WCS, ()), "extract_2d": ((), ()), "srctype": ((), ()),
                       "wavecorr": ((), ("wavecorr",)), "flat_field": ((), ("fflat", "sflat", "dflat")),

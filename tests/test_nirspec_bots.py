@@ -78,6 +78,20 @@ def test_calints_dq_and_cutout_identical(bots):
         assert (a["DQ"].data[:, nan_outside_slit] & 1).all()
 
 
+def test_wavelength_zero_point_correction_applied(bots):
+    """Both pipelines apply the WAVECORR offset for the source position (not a skipped step)."""
+    with fits.open(bots.ours["calints"]) as a, fits.open(bots.jwst["calints"]) as b:
+        assert a[0].header["S_WAVCOR"] == b[0].header["S_WAVCOR"] == "COMPLETE"
+        assert a["SCI"].header["SRCXPOS"] != 0.0
+    with datamodels.open(bots.ours["calints"]) as a:
+        assert "wavecorr_frame" in a.meta.wcs.available_frames
+    skipped = spec2x.calibrate(bots.rateints, refs={**bots.refs, "wavecorr": "N/A"})
+    corrected = spec2x.calibrate(bots.rateints, refs=bots.refs)
+    shift = np.nanmax(np.abs(corrected.cube.wavelength.values - skipped.cube.wavelength.values))
+    assert 1e-6 < shift < 1e-3   # microns: a few hundredths of a pixel
+    assert skipped.cube.attrs["primary"]["S_WAVCOR"] == "SKIPPED"
+
+
 @pytest.mark.parametrize("column", X1D_COLUMNS)
 def test_x1dints_columns_equal_jwst(bots, column):
     with fits.open(bots.ours["x1dints"]) as a, fits.open(bots.jwst["x1dints"]) as b:

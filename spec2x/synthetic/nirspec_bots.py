@@ -1,10 +1,10 @@
 """Deterministic synthetic NIRSpec BOTS (NRS_BRIGHTOBJ, S1600A1) exposures and all their reference files,
 for demos, tests and benchmarks.
 
-``make_nirspec_bots`` writes a ``_rateints`` CubeModel (NRS1 or NRS2, a 32-row subarray) and the 14 reference
-files Spec2Pipeline reads for this mode: the optical model of the slit WCS (fpa, camera, collimator,
-disperser, fore, msa, ote, wavelengthrange), the three flat parts (full-frame fflat/sflat/dflat), photom,
-area and extract1d.
+``make_nirspec_bots`` writes a ``_rateints`` CubeModel (NRS1 or NRS2, a 32-row subarray) and the 15
+reference files Spec2Pipeline reads for this mode: the optical model of the slit WCS (fpa, camera,
+collimator, disperser, fore, msa, ote, wavelengthrange), the wavelength zero-point correction (wavecorr),
+the three flat parts (full-frame fflat/sflat/dflat), photom, area and extract1d.
 
 The optical model is a paraxial toy of NIRSpec with the real model's structure: pixels -> focal plane
 metres (FPA) -> camera tangent angles -> grating (groove density chosen so the grating/filter band
@@ -25,7 +25,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-from astropy.modeling.models import Identity, Mapping, Polynomial1D, Scale, Shift
+from astropy.modeling.models import (
+    Identity,
+    Mapping,
+    Polynomial1D,
+    Scale,
+    Shift,
+    Tabular2D,
+)
 from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
 
@@ -49,8 +56,8 @@ GWA_XTIL, GWA_YTIL, GWA_ZERO = 0.35, 0.28, 0.3
 VELOSYS = 25_000.0       # m/s
 EFFINTTM = 10.0          # s
 DEFAULT_NAME = "jw09999001001_04101_00001-seg001_nrs1"
-REF_FILES = ("fpa", "camera", "collimator", "disperser", "fore", "msa", "ote", "wavelengthrange", "fflat",
-             "sflat", "dflat", "photom", "area", "extract1d")
+REF_FILES = ("fpa", "camera", "collimator", "disperser", "fore", "msa", "ote", "wavelengthrange", "wavecorr",
+             "fflat", "sflat", "dflat", "photom", "area", "extract1d")
 
 
 def groove_density(lam_range, nx=2048):
@@ -227,6 +234,20 @@ def make_photom_area(refdir: Path, grating: str, detector: str = "NRS1") -> dict
     return {"photom": refdir / "photom.fits", "area": refdir / "area.fits"}
 
 
+def make_wavecorr(path: Path, grating: str, detector: str):
+    """Zero-point offset (pixels) of S1600A1 vs wavelength (m) and source position across the slit:
+    about 6 x SRCXPOS pixels, growing slowly with wavelength."""
+    lo, hi = GRATINGS[grating][1]
+    lam = np.linspace(lo, hi, 40)
+    xpos = np.linspace(-0.5, 0.5, 11)
+    table = 6.0 * xpos[None, :] * (1.0 + 0.2 * (lam[:, None] - lo) / (hi - lo))
+    offset = Tabular2D(points=(lam, xpos), lookup_table=table, bounds_error=False, fill_value=None)
+    m = _meta(datamodels.WaveCorrModel(), "wavecorr", detector=detector)
+    m.apertures = [{"aperture_name": "S1600A1", "zero_point_offset": offset,
+                    "variance": np.full(table.shape, 0.01, np.float32), "width": SLIT}]
+    save(m, path)
+
+
 def make_extract1d(path: Path, rows: tuple):
     """Box of 12 rows centred on the trace in the cut-out, background from 2 rows at each edge."""
     centre = 0.5 * (rows[0] + rows[1])
@@ -383,6 +404,8 @@ def make_nirspec_bots(outdir, nints=10, seed=1, grating="G395H", subarray="SUB20
     lam, y_slit, wcs, optics = _slit_geometry(refs, grating, subarray, ystart, detector)
     refs.update(make_flats(refdir, grating, seed, (ystart - 1, ystart - 1 + NY), detector))
     refs.update(make_photom_area(refdir, grating, detector))
+    refs["wavecorr"] = refdir / "wavecorr.asdf"
+    make_wavecorr(refs["wavecorr"], grating, detector)
     refs["extract1d"] = refdir / "extract1d.json"
     # extraction rows relative to the cut-out that extract_2d will make
     from spec2x import nirspec_wcs
