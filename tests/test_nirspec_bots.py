@@ -276,3 +276,16 @@ def test_gwa_rotation_matches_stdatamodels():
     ours, theirs = gwa_rotation(angles)(x, y, z), Rotation3DToGWA(angles, "xyzy")(x, y, z)
     np.testing.assert_allclose(ours, theirs, rtol=1e-14, atol=1e-15)
     np.testing.assert_allclose(gwa_rotation(angles).inverse(*ours), (x, y, z), rtol=1e-12, atol=1e-13)
+
+
+def test_nirspec_aperture_correction_is_a_clear_error(bots, lrs_synthetic, tmp_path):
+    """jwst applies a NIRSpec APCORR (pixel-phase tables) that spec2x does not implement yet: say so."""
+    from spec2x.errors import NotImplementedForMode
+
+    apcorr = tmp_path / "apcorr_nrs.fits"
+    shutil.copy(lrs_synthetic.refs["apcorr"], apcorr)
+    with fits.open(apcorr, mode="update") as hdul:
+        hdul[0].header.update(INSTRUME="NIRSPEC", DETECTOR=bots.info["detector"], P_EXP_TY="NRS_BRIGHTOBJ|",
+                              FILTER="N/A")
+    with pytest.raises(NotImplementedForMode, match="apcorr_nrs.fits: aperture correction for NIRSPEC.*apcorr=N/A"):
+        spec2x.calibrate(bots.rateints, refs={**bots.refs, "apcorr": str(apcorr)})

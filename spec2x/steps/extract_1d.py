@@ -420,7 +420,8 @@ def _apcorr_grid(path, kw):
     names = table.dtype.names
     instrument = str(kw.get("INSTRUME", "")).upper()
     if instrument != "MIRI" or "subarray" not in names:
-        raise NotImplementedForMode(f"extract_1d: aperture correction for {instrument} {kw.get('EXP_TYPE')}")
+        raise NotImplementedForMode(f"extract_1d: {path}: aperture correction for {instrument} {kw.get('EXP_TYPE')} "
+                                    "is not implemented (give apcorr=N/A to extract without it)")
     subarray = str(kw.get("SUBARRAY", "")).upper()
     match = [i for i, s in enumerate(table["subarray"]) if _text(s).upper() == subarray]
     if len(match) != 1:
