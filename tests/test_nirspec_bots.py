@@ -289,3 +289,26 @@ def test_nirspec_aperture_correction_is_a_clear_error(bots, lrs_synthetic, tmp_p
                               FILTER="N/A")
     with pytest.raises(NotImplementedForMode, match="apcorr_nrs.fits: aperture correction for NIRSPEC.*apcorr=N/A"):
         spec2x.calibrate(bots.rateints, refs={**bots.refs, "apcorr": str(apcorr)})
+
+
+def _digest(paths):
+    """Hash of every data array and table of the products (headers carry the date)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted(paths):
+        with fits.open(path) as hdul:
+            for hdu in hdul:
+                if hdu.name != "ASDF" and hdu.data is not None:
+                    h.update(np.ascontiguousarray(hdu.data).tobytes())
+    return h.hexdigest()
+
+
+def test_chunks_and_processes_never_change_bytes(bots, tmp_path):
+    """One integration per chunk in worker processes (the WCS and flats travel pickled) gives the bytes of
+    two per chunk in threads."""
+    import dask
+
+    with dask.config.set(scheduler="processes"):
+        _, paths = spec2x.run(bots.rateints, tmp_path, refs=bots.refs, chunk_ints=1)
+    assert _digest(paths) == _digest(bots.ours.values())
