@@ -18,10 +18,11 @@ DO_NOT_USE = np.uint32(1)
 
 
 @numba.njit(cache=True, nogil=True)
-def divide_by_flat(flat, flat_sq, flat_err_sq, flat_dq, sci, var_poisson, var_rnoise, dq):
+def divide_by_flat(flat, flat_sq, flat_err, flat_err_sq, flat_dq, per_slit, sci, var_poisson, var_rnoise, dq):
     """(sci, err, dq, var_poisson, var_rnoise, var_flat) of a block divided by a prepared flat.
 
-    sci/flat; var_flat = (sci/flat)² / flat² · flat_err²; var_* / flat²; err = sqrt of the summed
+    sci/flat; var_flat = (sci/flat)² / flat² · flat_err², or for NIRSpec slits (``per_slit``)
+    ((sci/flat) / flat · flat_err)², each as jwst writes it; var_* / flat²; err = sqrt of the summed
     variances; dq | flat dq.
     """
     n, ny, nx = sci.shape
@@ -33,7 +34,11 @@ def divide_by_flat(flat, flat_sq, flat_err_sq, flat_dq, sci, var_poisson, var_rn
         for y in range(ny):
             for x in range(nx):
                 s = sci[i, y, x] / flat[y, x]
-                vf = s * s / flat_sq[y, x] * flat_err_sq[y, x]
+                if per_slit:
+                    t = s / flat[y, x] * flat_err[y, x]
+                    vf = t * t
+                else:
+                    vf = s * s / flat_sq[y, x] * flat_err_sq[y, x]
                 vp = var_poisson[i, y, x] / flat_sq[y, x]
                 vr = var_rnoise[i, y, x] / flat_sq[y, x]
                 e = np.sqrt(vp + vr + vf)

@@ -34,6 +34,7 @@ STEP_REFTYPES = {
                    "collimator", "disperser", "fore", "fpa", "msa", "ote", "ifupost", "ifufore", "ifuslicer"),
     "flat_field": ("flat", "fflat", "sflat", "dflat"),
     "extract_2d": ("wavelengthrange",),
+    "wavecorr": ("wavecorr",),
     "photom": ("photom", "area"),
     "extract_1d": ("extract1d", "apcorr", "psf"),  # NIRISS SOSS adds pastasoss, specprofile, speckernel
 }
@@ -44,6 +45,13 @@ COMMON_PATH = ("assign_wcs", "badpix_selfcal", "msa_flagging", "clean_flicker_no
                "bkg_subtract", "srctype", "targ_centroid", "straylight", "flat_field", "fringe", "pathloss",
                "barshadow", "photom", "residual_fringe")
 SPECTRA_PATH = ("adaptive_trace_model", "pixel_replace", "extract_1d")
+
+# jwst's _process_nirspec_slits: the steps it calls (COMPLETE or SKIPPED) before the calibrated product.
+NIRSPEC_SLIT_PATH = ("assign_wcs", "badpix_selfcal", "msa_flagging", "clean_flicker_noise", "imprint_subtract",
+                     "bkg_subtract", "extract_2d", "srctype", "master_background_mos", "wavecorr", "flat_field",
+                     "pathloss", "barshadow", "photom")
+# The optical-model references of a NIRSpec slit WCS.
+NIRSPEC_SLIT_WCS = ("camera", "collimator", "disperser", "fore", "fpa", "msa", "ote", "wavelengthrange")
 
 TSO_EXP_TYPES = {"MIR_LRS-SLITLESS", "NRC_TSGRISM", "NRS_BRIGHTOBJ", "NIS_SOSS"}
 
@@ -117,7 +125,12 @@ MODES = (
           "pathloss", "photom", "cube_build", "extract_1d"), ("cal", "s3d", "x1d")),
     Mode("NIRSpec BOTS (TSO)", ("NRS_BRIGHTOBJ",),
          ("assign_wcs", "extract_2d", "srctype", "wavecorr", "flat_field", "photom", "extract_1d"),
-         ("calints", "x1dints")),
+         ("calints", "x1dints"), note="S1600A1; G140H/G235H/G395H (and M) gratings, NRS1/NRS2; PRISM is not implemented",
+         cal_model="SlitModel", x1d_model="TSOMultiSpecModel",
+         implemented={"assign_wcs": (NIRSPEC_SLIT_WCS, ()), "extract_2d": ((), ("wavelengthrange",)), "srctype": ((), ()),
+                      "wavecorr": ((), ("wavecorr",)), "flat_field": ((), ("fflat", "sflat", "dflat")),
+                      "photom": (("photom",), ("area",)), "extract_1d": ((), ("extract1d", "apcorr", "psf"))},
+         jwst_path=NIRSPEC_SLIT_PATH),
     Mode("NIRISS SOSS (TSO)", ("NIS_SOSS",),
          ("assign_wcs", "bkg_subtract", "srctype", "flat_field", "pathloss", "extract_1d", "photom"),
          ("calints", "x1dints"), note="jwst calibrates SOSS spectra after extraction: photom follows extract_1d"),

@@ -39,7 +39,7 @@ def test_divide_by_flat_matches_numpy_order():
     flat_err = (0.01 * rng.random(sci.shape[1:])).astype(np.float32)
     flat_dq = np.zeros(sci.shape[1:], np.uint32)
     flat_dq[3, 4] = DO_NOT_USE
-    got = pixel.divide_by_flat(flat, flat * flat, flat_err ** 2, flat_dq, sci, vp, vr, dq)
+    got = pixel.divide_by_flat(flat, flat * flat, flat_err, flat_err ** 2, flat_dq, False, sci, vp, vr, dq)
     s = sci / flat
     v_flat = s ** 2 / (flat * flat) * flat_err ** 2
     v_p, v_r = vp / (flat * flat), vr / (flat * flat)
@@ -48,6 +48,8 @@ def test_divide_by_flat_matches_numpy_order():
     for k, name in enumerate(("sci", "err", "dq", "var_poisson", "var_rnoise", "var_flat")):
         _same(got[k], want[name].values)
     assert np.isnan(got[0][:, 3, 4]).all() and (got[2][:, 3, 4] & DO_NOT_USE).all()
+    nirspec = pixel.divide_by_flat(flat, flat * flat, flat_err, flat_err ** 2, flat_dq, True, sci, vp, vr, dq)
+    _same(nirspec[5], _matched(sci=s, var_flat=(s / flat * flat_err) ** 2, dq=dq | flat_dq)["var_flat"].values)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

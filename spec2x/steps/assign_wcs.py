@@ -1,6 +1,8 @@
-"""assign_wcs: the detector -> (RA, Dec, lambda) gwcs of MIRI LRS slitless and NIRCam grism TSO exposures.
+"""assign_wcs: the detector -> (RA, Dec, lambda) gwcs of MIRI LRS slitless, NIRCam grism TSO and NIRSpec
+BOTS exposures.  ``BUILDERS`` maps EXP_TYPE to the function building each mode's WCS.
 
-``BUILDERS`` maps EXP_TYPE to the function building each mode's WCS.
+NRS_BRIGHTOBJ (``nirspec_bots``): the slit chain of ``spec2x.nirspec_wcs`` with the slit's bounding box; no
+wavelength map until extract_2d cuts the slit out, as jwst.
 
 NRC_TSGRISM (jwst 3.0.0 ``assign_wcs/nircam.py: tsgrism``): subarray (x, y, order) -> full frame ->
 the row grism dispersion with the source fixed at XREF_SCI/YREF_SCI (taken as 0-based, as jwst does)
@@ -46,7 +48,7 @@ from gwcs.geometry import CartesianToSpherical, SphericalToCartesian
 from scipy.interpolate import UnivariateSpline
 
 from spec2x.errors import InputError, NotImplementedForMode, RefError
-from spec2x.meta import keyword, with_keywords
+from spec2x.meta import exposure_keywords, keyword, with_keywords
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +314,7 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
 
 def apply(ds: xr.Dataset, prepared: Prepared) -> xr.Dataset:
     out = with_keywords(ds, sci=prepared.sci, wcs=prepared.wcs)
-    if prepared.wavelength is None:
+    if prepared.wavelength is None:  # NIRSpec slits: wavelengths come with extract_2d's cut-out
         return out
     return out.assign_coords(wavelength=(("y", "x"), prepared.wavelength, {"units": "um"}))
 
@@ -485,4 +487,26 @@ def _prepare_tsgrism(ds: xr.Dataset, refs: dict) -> Prepared:
     return Prepared(wcs, None, {"SPECSYS": "BARYCENT", "DISPAXIS": DISPERSION_AXIS["NRC_TSGRISM"]})
 
 
-BUILDERS = {"MIR_LRS-SLITLESS": _prepare_lrs_slitless, "NRC_TSGRISM": _prepare_tsgrism}
+
+
+# ----------------------------------------------------------------------------- NIRSpec slits
+def nirspec_bots(ds: xr.Dataset, refs: dict) -> Prepared:
+    """The S1600A1 gwcs of a NIRSpec BOTS exposure, with the slit's bounding box (subarray pixels) that
+    extract_2d cuts out; the keywords jwst records (order, default wavelength range, dispersion axis)."""
+    from spec2x import nirspec_wcs
+
+    kw = exposure_keywords(ds)
+    nirspec_wcs.check_pair(refs["wavelengthrange"], kw)
+    optics = nirspec_wcs.read_optics(refs, kw, "S1600A1")
+    p = pointing_of(ds)
+    wcs = nirspec_wcs.slit_wcs(optics, p, str(kw.get("DETECTOR", "")))
+    wcs.bounding_box = nirspec_wcs.bounding_box(wcs, optics.wrange)
+    if p.velosys is not None:
+        log.info("Applied barycentric velocity correction: %s", barycentric_factor(p.velosys))
+    sci = {"SPECSYS": "BARYCENT", "DISPAXIS": 1, "SPORDER": optics.order,
+           "WAVSTART": float(optics.wrange[0]), "WAVEND": float(optics.wrange[1])}
+    return Prepared(wcs, None, sci)
+
+
+BUILDERS = {"MIR_LRS-SLITLESS": _prepare_lrs_slitless, "NRC_TSGRISM": _prepare_tsgrism,
+            "NRS_BRIGHTOBJ": nirspec_bots}

@@ -61,6 +61,7 @@ class Plan:
     ap_wl: np.ndarray
     ap_table: np.ndarray
     horizontal: bool
+    megajansky: bool = False   # NIRSpec point source: the cube is in MJy, not MJy/sr
 
 
 def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
@@ -106,8 +107,31 @@ def _extract_block(sci, err, dq, vp, vr, vf, plan: Plan):
         cubes = [np.swapaxes(a, 1, 2) for a in cubes]
     raw = k1d.box_extract(*cubes, plan.rows, plan.prof, plan.ap_cols, plan.ap_n, plan.bg_cols,
                           plan.bg_n, plan.ycoef, plan.bkg_mat, plan.mode, plan.half)
-    return k1d.calibrate(raw, plan.wavelength, plan.to_jy, plan.pixar, plan.use_apcorr,
-                         plan.ap_size, plan.ap_wl, plan.ap_table)
+    out = k1d.calibrate(raw, plan.wavelength, plan.to_jy and not plan.megajansky, plan.pixar, plan.use_apcorr,
+                        plan.ap_size, plan.ap_wl, plan.ap_table)
+    return from_megajansky(out, plan.pixar) if plan.megajansky else out
+
+
+_COL = {name: k for k, name in enumerate(k1d.COLUMNS)}
+
+
+def from_megajansky(out: np.ndarray, pixar: float) -> np.ndarray:
+    """jwst's units for spectra of a cube in MJy (NIRSpec point sources): flux in Jy (x 1e6, variances
+    x 1e12), no surface brightness (0), background per steradian (/ PIXAR_SR, variances / PIXAR_SR²)."""
+    c = _COL
+    out[:, c["flux"]] *= 1.0e6
+    for name in ("flux_var_poisson", "flux_var_rnoise", "flux_var_flat"):
+        out[:, c[name]] *= 1.0e12
+    out[:, c["flux_error"]] = np.sqrt(out[:, c["flux_var_poisson"]] + out[:, c["flux_var_rnoise"]]
+                                      + out[:, c["flux_var_flat"]])
+    for name in ("surf_bright", "sb_error", "sb_var_poisson", "sb_var_rnoise", "sb_var_flat"):
+        out[:, c[name]] = 0.0
+    out[:, c["background"]] /= pixar
+    for name in ("bkgd_var_poisson", "bkgd_var_rnoise", "bkgd_var_flat"):
+        out[:, c[name]] = out[:, c[name]] / pixar ** 2
+    out[:, c["bkgd_error"]] = np.sqrt(out[:, c["bkgd_var_poisson"]] + out[:, c["bkgd_var_rnoise"]]
+                                      + out[:, c["bkgd_var_flat"]])
+    return out
 
 
 def _cube(ds: xr.Dataset, name: str, like=None):
@@ -137,6 +161,8 @@ def _plan(ds: xr.Dataset, refs: dict):
     dispaxis = int(dispaxis)
     sp_order = int(kw.get("SPORDER") or 1)
     slitname = exp_type
+    if exp_type == "NRS_BRIGHTOBJ" and kw.get("SLTNAME"):  # the slit of the cut-out
+        slitname = str(kw["SLTNAME"])
     ref = _read_extract1d(refs.get("extract1d"))
     params = _extract_params(ref, slitname, sp_order, shape, exp_type, source_type, dispaxis)
 
@@ -189,6 +215,8 @@ def _plan(ds: xr.Dataset, refs: dict):
     plan = Plan(rows=rows, prof=prof_sc, ap_cols=ap_cols, ap_n=ap_n, bg_cols=bg_cols, bg_n=bg_n,
                 ycoef=ycoef, bkg_mat=bkg_mat, mode=mode, half=params["smoothing_length"] // 2,
                 wavelength=wavelength, to_jy=to_jy, pixar=pixar, use_apcorr=use_apcorr,
+                megajansky=to_jy and str(source_type or "").upper() == "POINT"
+                and str(kw.get("INSTRUME", "")).upper() == "NIRSPEC",
                 ap_size=ap_size, ap_wl=ap_wl, ap_table=ap_table, horizontal=horizontal)
 
     left, right = int(nonzero[0]), int(nonzero[-1])
@@ -393,7 +421,8 @@ def _apcorr_grid(path, kw):
     names = table.dtype.names
     instrument = str(kw.get("INSTRUME", "")).upper()
     if instrument != "MIRI" or "subarray" not in names:
-        raise NotImplementedForMode(f"extract_1d: aperture correction for {instrument} {kw.get('EXP_TYPE')}")
+        raise NotImplementedForMode(f"extract_1d: {path}: aperture correction for {instrument} {kw.get('EXP_TYPE')} "
+                                    "is not implemented (give apcorr=N/A to extract without it)")
     subarray = str(kw.get("SUBARRAY", "")).upper()
     match = [i for i, s in enumerate(table["subarray"]) if _text(s).upper() == subarray]
     if len(match) != 1:

@@ -1,4 +1,5 @@
-"""flat_field: divide by the FLAT reference image (every mode but NIRSpec spectroscopy), as jwst 3.0.0.
+"""flat_field: divide by the flat, as jwst 3.0.0: the FLAT reference image (every mode but NIRSpec
+spectroscopy), or for NIRSpec BOTS the F x S x D flat built at the slit's wavelengths (``spec2x.nirspec_flat``).
 
 The flat (cut to the science subarray when the reference is larger) is a small (y, x) numpy array read
 once; the cubes are divided lazily.  Flat pixels that are NaN, zero or NO_FLAT_FIELD become
@@ -9,6 +10,8 @@ then NaNs and DO_NOT_USE are made consistent.  All arithmetic in float32, in jws
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import xarray as xr
 from astropy.io import fits
@@ -16,7 +19,7 @@ from astropy.io import fits
 from kernels import pixel
 from spec2x.blockwise import apply_kernel
 from spec2x.dq import PIXEL, remap_dq
-from spec2x.errors import NotImplementedForMode, RefError
+from spec2x.errors import NotImplementedForMode, RefError, Spec2xError
 from spec2x.meta import keyword, with_keywords
 
 NIRSPEC_SPECTRAL = ("NRS_AUTOWAVE", "NRS_BRIGHTOBJ", "NRS_FIXEDSLIT", "NRS_IFU", "NRS_LAMP", "NRS_MSASPEC")
@@ -31,13 +34,18 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
 def apply(ds: xr.Dataset, flat) -> xr.Dataset:
     if flat is None:
         return with_keywords(ds, primary={"S_FLAT": "SKIPPED"})
+    if isinstance(flat, NirspecFlat):
+        return apply_nirspec_flat(ds, flat)
     return apply_flat(ds, *flat)
 
 
 def prepare(ds: xr.Dataset, refs: dict):
     """The prepared (data, dq, err) flat for this exposure, or None when jwst would skip the step."""
-    if str(keyword(ds, "EXP_TYPE", "")).upper() in NIRSPEC_SPECTRAL and keyword(ds, "OPMODE") != "IMAGE":
-        raise NotImplementedForMode("flat_field: NIRSpec spectroscopic flats (fflat/sflat/dflat) are not implemented")
+    exp_type = str(keyword(ds, "EXP_TYPE", "")).upper()
+    if exp_type in NIRSPEC_PREPARE:
+        return NIRSPEC_PREPARE[exp_type](ds, refs)
+    if exp_type in NIRSPEC_SPECTRAL and keyword(ds, "OPMODE") != "IMAGE":
+        raise NotImplementedForMode(f"flat_field: NIRSpec flats for EXP_TYPE={exp_type} are not implemented")
     path = refs.get("flat")
     flat = read_flat(path, ds) if path else None
     return None if flat is None else prepare_flat(*flat)
@@ -100,10 +108,55 @@ def prepare_flat(data, dq, err):
 
 
 def apply_flat(ds: xr.Dataset, data, dq, err) -> xr.Dataset:
+    """Lazy division of the cubes by a prepared (y, x) flat (the generic FLAT reference)."""
+    return divide(ds, data, err, dq, per_slit=False)
+
+
+def divide(ds: xr.Dataset, data, err, dq, per_slit: bool) -> xr.Dataset:
     """Lazy division of the cubes by a prepared (y, x) flat, in jwst's float32 operation order, with its
-    NaN / DO_NOT_USE matching (one fused kernel pass per chunk)."""
+    NaN / DO_NOT_USE matching (one fused kernel pass per chunk); ``per_slit``: NIRSpec's VAR_FLAT."""
     zero = xr.zeros_like(ds["sci"])
     inputs = ["sci", ds.get("var_poisson", zero), ds.get("var_rnoise", zero), "dq"]
     outputs = {"sci": np.float32, "err": np.float32, "dq": np.uint32, "var_poisson": np.float32,
                "var_rnoise": np.float32, "var_flat": np.float32}
-    return apply_kernel(pixel.divide_by_flat, ds, inputs, outputs, (data, data * data, err ** 2, dq))
+    constants = (data, data * data, err, err ** 2, dq, per_slit)
+    return apply_kernel(pixel.divide_by_flat, ds, inputs, outputs, constants)
+
+
+# ----------------------------------------------------------------------------- NIRSpec (F x S x D flats)
+@dataclass(frozen=True)
+class NirspecFlat:
+    """The interpolated (y, x) NIRSpec flat of a slit cut-out."""
+
+    data: np.ndarray
+    dq: np.ndarray
+    err: np.ndarray
+
+
+def prepare_nirspec_slit(ds: xr.Dataset, refs: dict):
+    """The F x S x D flat at the cut-out's wavelengths (None, so SKIPPED, when all three are N/A).
+
+    S and D flats are full frame: the cut-out sits at subarray start + slit start (SLTSTRTn)."""
+    from spec2x import nirspec_flat
+
+    if not any(refs.get(k) for k in ("fflat", "sflat", "dflat")):
+        return None
+    if "wavelength" not in ds.coords:
+        raise Spec2xError("flat_field: the NIRSpec flat needs the slit wavelengths; run extract_2d first")
+    slit = keyword(ds, "SLTNAME")
+    x0 = int(keyword(ds, "SUBSTRT1", 1)) - 1 + int(keyword(ds, "SLTSTRT1", 1)) - 1
+    y0 = int(keyword(ds, "SUBSTRT2", 1)) - 1 + int(keyword(ds, "SLTSTRT2", 1)) - 1
+    window = (slice(y0, y0 + ds.sizes["y"]), slice(x0, x0 + ds.sizes["x"]))
+    parts = {k: nirspec_flat.read_part(refs[k], k, slit, None if k == "fflat" else window) if refs.get(k) else None
+             for k in ("fflat", "sflat", "dflat")}
+    flat, dq, err = nirspec_flat.nirspec_flat(ds.coords["wavelength"].values, parts["fflat"], parts["sflat"],
+                                              parts["dflat"])
+    return NirspecFlat(flat, dq, err)
+
+
+def apply_nirspec_flat(ds: xr.Dataset, flat: NirspecFlat) -> xr.Dataset:
+    """Lazy division by the NIRSpec flat (VAR_FLAT from the divided SCI, as jwst's NIRSpec branch)."""
+    return divide(ds, flat.data, flat.err, flat.dq, per_slit=True)
+
+
+NIRSPEC_PREPARE = {"NRS_BRIGHTOBJ": prepare_nirspec_slit}

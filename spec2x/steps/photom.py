@@ -1,5 +1,6 @@
 """photom: DN/s -> MJy/sr for MIRI imager-detector data (imaging and LRS) and NIRCam grism time series,
-as jwst 3.0.0.  ``CALIBRATORS`` maps INSTRUME to each instrument's conversion.
+and DN/s -> MJy for NIRSpec BOTS (point source, S1600A1 row), as jwst 3.0.0.  ``CALIBRATORS`` maps
+INSTRUME to each instrument's conversion.
 
 MIRI:
 
@@ -275,4 +276,70 @@ def _grism_conversion(conversion, row, wavelength, dispaxis):
     return conv, no_cal
 
 
-CALIBRATORS = {"MIRI": _prepare_miri, "NIRCAM": _prepare_nircam}
+# ----------------------------------------------------------------------------- NIRSpec fixed slit / BOTS
+A2_TO_SR = (np.pi / (180.0 * 3600.0)) ** 2
+
+
+def nirspec_slit_area(path: str, slit: str) -> dict:
+    """PIXAR_A2/PIXAR_SR of ``slit`` from a NIRSpec AREA table (1.0 each when the slit is not listed)."""
+    try:
+        with fits.open(path) as hdul:
+            table = np.array(hdul["AREA"].data)
+    except (OSError, KeyError) as exc:
+        raise RefError("photom", "area", f"{path}: not a NIRSpec slit AREA table ({exc})") from None
+    names = [str(n).strip() for n in table["slit_id"].astype(str)]
+    if slit not in names:
+        return {"PIXAR_A2": 1.0, "PIXAR_SR": 1.0}
+    a2 = float(table["pixarea"][names.index(slit)])
+    return {"PIXAR_A2": a2, "PIXAR_SR": a2 * A2_TO_SR}
+
+
+def prepare_nirspec_bots(ds: xr.Dataset, refs: dict) -> Prepared:
+    """S1600A1 row of the PHOTOM table (FILTER, GRATING, SLIT): PHOTMJ (MJy per DN/s for a point
+    source; divided by the pixel solid angle otherwise) x RELRESPONSE(lambda) per pixel."""
+    slit = "S1600A1"
+    if not refs.get("area"):  # jwst 3.0.0 fails without it (pixel area of the slit)
+        raise RefError("photom", "area", "NIRSpec photom needs the AREA reference (slit pixel areas); it is N/A")
+    area_kw = nirspec_slit_area(refs["area"], slit)
+    with fits.open(refs["photom"]) as hdul:
+        table = np.array(hdul["PHOTOM"].data)
+        timecoeffs = {n: np.array(hdul[n].data) for n in ("TIMECOEFF_LINEAR", "TIMECOEFF_EXPONENTIAL",
+                                                            "TIMECOEFF_POWERLAW") if n in hdul}
+    if "photmj" not in table.dtype.names or "slit" not in table.dtype.names:
+        raise RefError("photom", "photom", f"{refs['photom']}: not a NIRSpec fixed-slit PHOTOM table "
+                       "(needs SLIT and PHOTMJ columns)")
+    want = {"filter": keyword(ds, "FILTER"), "grating": keyword(ds, "GRATING"), "slit": slit}
+    match = np.ones(len(table), bool)
+    for column, value in want.items():
+        match &= np.char.upper(np.char.strip(table[column].astype(str))) == str(value).upper()
+    rows = np.flatnonzero(match)
+    if len(rows) > 1:
+        raise RefError("photom", "photom", f"{refs['photom']}: {len(rows)} rows match {want}")
+    if len(rows) == 0:  # jwst leaves the data uncalibrated and still records COMPLETE
+        return Prepared(primary={}, sci=dict(area_kw))
+    row = int(rows[0])
+    conversion = np.float32(table["photmj"][row])
+    point = str(keyword(ds, "SRCTYPE", "")).upper() == "POINT"
+    if not point:
+        conversion = conversion / area_kw["PIXAR_SR"]
+    correction = _time_correction(timecoeffs, len(table), keyword(ds, "EXPMID"))
+    if correction is not None and correction[row] != 1.0:
+        conversion = conversion / correction[row]
+    unit = "MJy" if point else "MJy/sr"
+    sci = {**area_kw, "PHOTMJSR": float(conversion), "PHOTUJA2": float(conversion * MJSR_TO_UJA2), "BUNIT": unit}
+    conversion, no_cal = _conversion_2d(conversion, table[row], _wavelength_map(ds))
+    err_hdr = {**ds.attrs.get("err", {}), "BUNIT": unit}
+    return Prepared(primary={}, sci=sci, err=err_hdr, conversion=conversion, no_cal=no_cal)
+
+
+NIRSPEC_PREPARE = {"NRS_BRIGHTOBJ": prepare_nirspec_bots}
+
+
+def _prepare_nirspec(ds: xr.Dataset, refs: dict) -> Prepared:
+    exp_type = str(keyword(ds, "EXP_TYPE", "")).upper()
+    if exp_type not in NIRSPEC_PREPARE:
+        raise NotImplementedForMode(f"photom: NIRSpec {exp_type} is not implemented (only {', '.join(NIRSPEC_PREPARE)})")
+    return NIRSPEC_PREPARE[exp_type](ds, refs)
+
+
+CALIBRATORS = {"MIRI": _prepare_miri, "NIRCAM": _prepare_nircam, "NIRSPEC": _prepare_nirspec}
