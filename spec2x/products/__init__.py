@@ -167,7 +167,8 @@ def write(result, outdir, fmt: str = "fits", overwrite: bool = False, resume: bo
 # ---------------------------------------------------------------- calibrated cube
 def _cube_model(cube: xr.Dataset, model_name: str, filename: str):
     """A datamodel holding the cube's metadata and one integration of each streamed array."""
-    model = _model_from_keywords(model_name, cube.attrs["primary"], cube.attrs["sci"], cube, cube.attrs.get("err"))
+    model = _model_from_keywords(model_name, cube.attrs["primary"], cube.attrs["sci"], cube, cube.attrs.get("err"),
+                                 validate_on_assignment=False)
     ny, nx = cube.sizes["y"], cube.sizes["x"]
     for var, ext in CUBE_EXTENSIONS.items():
         if var in cube:
@@ -184,15 +185,19 @@ def _cube_model(cube: xr.Dataset, model_name: str, filename: str):
     return model
 
 
-def _model_from_keywords(model_name: str, primary: dict, sci: dict, cube: xr.Dataset, err: dict | None = None):
-    """Let stdatamodels map header keywords onto the model's metadata, as reading a file would."""
+def _model_from_keywords(model_name: str, primary: dict, sci: dict, cube: xr.Dataset, err: dict | None = None,
+                         validate_on_assignment: bool = True):
+    """Let stdatamodels map header keywords onto the model's metadata, as reading a file would.  Cube
+    models skip validating each of their ~1000 assignments: ``fitsfile.model_hdulist`` validates the
+    whole tree once.  (Spectra models keep it: without it stdatamodels starts their ``spec`` list with
+    an empty entry.)"""
     ny, nx = cube.sizes["y"], cube.sizes["x"]
     hdulist = fits.HDUList([fits.PrimaryHDU(header=_header(primary))])
     if sci:
         hdulist.append(fits.ImageHDU(np.zeros((1, ny, nx), np.float32), header=_header(sci), name="SCI"))
     if err:
         hdulist.append(fits.ImageHDU(np.zeros((1, ny, nx), np.float32), header=_header(err), name="ERR"))
-    model = getattr(datamodels, model_name)(hdulist)
+    model = getattr(datamodels, model_name)(hdulist, validate_on_assignment=validate_on_assignment)
     model.meta.model_type = model_name
     return model
 

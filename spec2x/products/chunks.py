@@ -85,8 +85,8 @@ def tasks(writer: ChunkWriter, chunks: tuple, skip=frozenset()) -> list:
     """One delayed task per chunk of integrations not in ``skip``, each returning how many integrations
     it wrote.  The writer is one node of the graph, shipped once to each worker."""
     bounds = np.cumsum((0, *chunks))
-    shared = dask.delayed(writer, pure=True)
     token = dask.base.tokenize(writer.source.attrs["paths"], chunks, id(writer))
+    shared = dask.delayed(writer, name=f"spec2x-writer-{token}")  # named: hashing the recipe takes seconds
     return [shared(i, int(bounds[i]), int(bounds[i + 1]), dask_key_name=f"{TASK_PREFIX}-{token}-{i}")
             for i in range(len(bounds) - 1) if i not in skip]
 

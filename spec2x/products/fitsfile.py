@@ -59,6 +59,7 @@ def model_hdulist(model, streamed: dict) -> fits.HDUList:
     """HDUList of ``model`` (built by stdatamodels) with the streamed extensions' true lengths
     recorded in the ASDF tree.  ``streamed`` maps EXTNAME to the full length of axis 0."""
     model.on_save(model.meta.filename)
+    model.validate()
     hdulist = fits.HDUList([fits.PrimaryHDU()])
     tree = fits_support._normalize_arrays(model._instance)
     tree = fits_support._save_from_schema(hdulist, tree, model._schema)
