@@ -30,10 +30,6 @@ from spec2x.products.chunks import TASK_PREFIX
 LOCAL_SCHEDULERS = ("threads", "processes", "sync", "synchronous")
 REMOTE_SCHEMES = ("tcp://", "tls://")
 CONNECT_TIMEOUT = 10.0  # seconds to reach a remote scheduler and register with it
-# distributed's Nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, so glibc hands every freed
-# block back to the OS and each chunk's temporaries are page-faulted in again; the kernels' working
-# set is a few chunks, so spec2x's own local cluster keeps glibc's default
-_LOCAL_CLUSTER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
 def is_remote(spec: str | None) -> bool:
@@ -82,7 +78,7 @@ def scheduler(spec: str | None):
     from distributed import Client, LocalCluster
 
     if spec.startswith("local:"):
-        with _quiet_distributed() as quiet, dask.config.set(_LOCAL_CLUSTER_CONFIG), \
+        with _quiet_distributed() as quiet, \
                 LocalCluster(n_workers=_local_workers(spec), threads_per_worker=1, processes=True,
                              dashboard_address=":0") as cluster:
             with Client(cluster) as client:

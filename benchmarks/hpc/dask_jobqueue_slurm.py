@@ -50,9 +50,6 @@ def main(argv=None) -> int:
         queue=args.queue, account=args.account, walltime=args.walltime,
         cores=args.cores, processes=args.cores, memory=args.memory,  # one thread per worker process
         local_directory="$TMPDIR", log_directory="dask-logs",       # spill space on the node; job logs here
-        # glibc's default malloc for the workers (the nanny would return every freed block to the OS,
-        # which costs spec2x a page fault per temporary array), as `--scheduler local:N` does
-        job_script_prologue=["export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON='{\"MALLOC_TRIM_THRESHOLD_\": None}'"],
     )
     if args.adapt:
         cluster.adapt(minimum_jobs=1, maximum_jobs=args.jobs)

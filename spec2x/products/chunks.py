@@ -20,6 +20,8 @@ from pathlib import Path
 import dask
 import numpy as np
 
+from spec2x import allocator
+
 TASK_PREFIX = "spec2x-chunk"
 
 
@@ -72,6 +74,7 @@ class ChunkWriter:
     journal: Journal | None
 
     def __call__(self, chunk: int, start: int, stop: int) -> int:
+        allocator.tune()  # on every worker process, once
         cube, spectra = self.recipe.block(self.source, start, stop)
         for pick, targets in self.outputs:
             for name, block in pick(cube, spectra).items():
