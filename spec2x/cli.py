@@ -79,7 +79,7 @@ def _inputs(values):
     return values[0] if len(values) == 1 else values
 
 
-def _run(args) -> int:
+def _run(args, params=None) -> int:
     from spec2x import pipeline, scheduling
     from spec2x.refs import RefSet
 
@@ -94,7 +94,8 @@ def _run(args) -> int:
         if not folder.is_dir():
             raise Spec2xError(f"{folder}: --refs-dir is not a folder")
     started = time.perf_counter()
-    result = pipeline.calibrate(_inputs(args.inputs), refs=refs, skip=args.skip, chunk_ints=args.chunk_ints)
+    result = pipeline.calibrate(_inputs(args.inputs), refs=refs, skip=args.skip, chunk_ints=args.chunk_ints,
+                                params=params)
     nints = result.cube.sizes["integration"]
     from spec2x import products
 
@@ -134,7 +135,7 @@ def _demo(args) -> int:
     argv = ["run", *map(str, case["rateints"]), "-o", str(args.output_dir / "products"), "--overwrite"]
     for ref in refs:
         argv += ["--ref", ref]
-    return main(argv)
+    return _run(_parser().parse_args(argv), params=case.get("params"))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import importlib
 # Named lazily so the command line starts without importing stdatamodels.
 DEMOS = {
     "lrs": ("miri_lrs_slitless", "make_miri_lrs_slitless", 20),
+    "soss": ("niriss_soss", "make_niriss_soss", 10),
 }
 
 
