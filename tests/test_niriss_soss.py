@@ -205,3 +205,36 @@ def test_pastasoss_missing_an_order_is_a_clear_error(soss_synthetic, tmp_path, c
     code, err = _cli_run(soss_synthetic["rateints"][0], refs, tmp_path / "out", capsys)
     assert code == 2 and len(err) == 1 and "pastasoss_order1.asdf" in err[0] and "spectral_order" in err[0]
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_demo_mode_soss_writes_both_products(tmp_path, capsys):
+    assert cli.main(["demo", "--mode", "soss", "--nints", "2", "-o", str(tmp_path)]) == 0
+    products = sorted(p.name for p in (tmp_path / "products").iterdir() if not p.name.startswith("."))
+    assert [p.rsplit("_", 1)[-1] for p in products] == ["calints.fits", "x1dints.fits"]
+    with fits.open(tmp_path / "products" / products[1]) as x1d:
+        assert [h.header.get("SPORDER") for h in x1d if h.name == "EXTRACT1D"] == [1, 2]
+        assert x1d["EXTRACT1D", 1].columns["FLUX"].unit == "MJy"
+
+
+@pytest.fixture(scope="module")
+def substrip96(tmp_path_factory, jwst_oracle):
+    """A SUBSTRIP96 case (traces 10 rows lower; order 2 extracted over the whole frame) and both products."""
+    case = make_niriss_soss(tmp_path_factory.mktemp("soss96"), nints=5, seed=SEED, subarray="SUBSTRIP96")
+    _, paths = spec2x.run(case["rateints"][0], tmp_path_factory.mktemp("soss96_out"), refs=case["refs"],
+                          chunk_ints=2, params=BOX)
+    ours = {p.name.split("_")[-1].removesuffix(".fits"): p for p in paths}
+    return ours, jwst_oracle(case["rateints"][0], case["refs"], steps=BOX)
+
+
+def test_substrip96_equals_jwst(substrip96):
+    ours, theirs = substrip96
+    with fits.open(ours["calints"]) as a, fits.open(theirs["calints"]) as b:
+        assert a["SCI"].data.shape[1] == 96
+        assert_close_where_finite(a["SCI"].data, b["SCI"].data, 1e-5, "SCI")
+        np.testing.assert_array_equal(a["DQ"].data, b["DQ"].data)
+    with fits.open(ours["x1dints"]) as a, fits.open(theirs["x1dints"]) as b:
+        assert [(h.name, h.ver) for h in a] == [(h.name, h.ver) for h in b]
+        for order in (1, 2):
+            for column in ("WAVELENGTH", "FLUX", "FLUX_ERROR", "NPIXELS"):
+                assert_close_where_finite(a["EXTRACT1D", order].data[column], b["EXTRACT1D", order].data[column],
+                                          1e-5, f"order {order} {column}")

@@ -1,5 +1,5 @@
-"""Deterministic synthetic NIRISS SOSS time series (NIS_SOSS, SUBSTRIP256, CLEAR/GR700XD) and the reference
-files stage 2 uses for it: specwcs, pastasoss, specprofile, speckernel, flat, photom.
+"""Deterministic synthetic NIRISS SOSS time series (NIS_SOSS, SUBSTRIP256 or SUBSTRIP96, CLEAR/GR700XD) and the
+reference files stage 2 uses for it: specwcs, pastasoss, specprofile, speckernel, flat, photom.
 
 The geometry is a smooth model of its own (not instrument data), written in the CRDS formats: orders 1 and
 2 follow polynomial traces close to where SOSS puts them (order 2 overlaps the wings of order 1 at
@@ -23,8 +23,9 @@ from stdatamodels.jwst.datamodels import dqflags
 from spec2x import pastasoss
 from spec2x.synthetic.common import CUBES, MODEL_ATTR, lazy_array, save, write_streamed
 
-NX, NY = 2048, 256
+NX, NY = 2048, 256                        # SUBSTRIP256; the specwcs always covers these rows
 SUBSTRT1, SUBSTRT2 = 1, 1793
+SUBARRAYS = {"SUBSTRIP256": (1793, 256), "SUBSTRIP96": (1803, 96)}   # SUBSTRT2, SUBSIZE2
 PWCPOS_CMD, PWCPOS = 245.76, 245.80
 PWCPOS_BOUNDS = [245.54, 246.04]
 SEPARATION_CUTOFF = [0.77, 0.95]
@@ -87,6 +88,7 @@ def stellar_photons(lam):
 # Reference files
 # ---------------------------------------------------------------------------------------------
 def _ref_meta(m, reftype, subarray=None):
+    """Selection keywords of a synthetic reference (``subarray``: name, for subarray-sized references)."""
     meta = m.meta
     meta.reftype, meta.pedigree, meta.useafter = reftype, "DUMMY", "2022-01-01T00:00:00"
     meta.author, meta.description = "spec2x.synthetic", "Synthetic reference file (spec2x)"
@@ -98,8 +100,9 @@ def _ref_meta(m, reftype, subarray=None):
     if hasattr(meta.instrument, "pupil"):
         meta.instrument.pupil = "GR700XD"
     if subarray is not None:
+        ystart, ysize = SUBARRAYS[subarray]
         s = meta.subarray
-        s.name, s.xstart, s.ystart, s.xsize, s.ysize = subarray, SUBSTRT1, SUBSTRT2, NX, NY
+        s.name, s.xstart, s.ystart, s.xsize, s.ysize = subarray, SUBSTRT1, ystart, NX, ysize
 
 
 def make_pastasoss(path, orders=(1, 2)):
@@ -136,8 +139,9 @@ def profile_image(trace, ny, nx, y0=0, x0=0):
 def make_specprofile(path, traces, subarray="SUBSTRIP256"):
     m = datamodels.SpecProfileModel()
     _ref_meta(m, "SPECPROFILE", subarray)
+    ny = SUBARRAYS[subarray][1]
     m.profile = [{"order": o, "oversampling": 1, "padding": PAD,
-                  "data": profile_image(t, NY + 2 * PAD, NX + 2 * PAD, -PAD, -PAD).astype(np.float32)}
+                  "data": profile_image(t, ny + 2 * PAD, NX + 2 * PAD, -PAD, -PAD).astype(np.float32)}
                  for o, t in traces.items()]
     save(m, path)
 
@@ -175,16 +179,18 @@ def make_specwcs(path, traces_cmd):
     asdf.AsdfFile({1: tables[1], 2: tables[2], 3: tables[3], "meta": meta}).write_to(str(path))
 
 
-def make_flat(path, seed):
-    yy, xx = np.mgrid[0:NY, 0:NX]
+def make_flat(path, seed, subarray="SUBSTRIP256"):
+    ny = SUBARRAYS[subarray][1]
+    yy, xx = np.mgrid[0:ny, 0:NX]
     rng = np.random.default_rng([seed, 0])
-    flat = 1.0 + 0.02 * (xx / NX - 0.5) - 0.01 * (yy / NY - 0.5) ** 2 + rng.normal(0, 0.004, (NY, NX))
-    dq = np.zeros((NY, NX), np.uint32)
+    flat = 1.0 + 0.02 * (xx / NX - 0.5) - 0.01 * (yy / ny - 0.5) ** 2 + rng.normal(0, 0.004, (ny, NX))
+    dq = np.zeros((ny, NX), np.uint32)
     for y, x in [(45, 400), (90, 650), (120, 1300), (200, 1800), (70, 1000)]:
-        flat[y, x] = np.nan
-    dq[100, 100] = _PX["NO_FLAT_FIELD"]
-    m = datamodels.FlatModel(data=flat.astype(np.float32), dq=dq, err=np.full((NY, NX), 0.004, np.float32))
-    _ref_meta(m, "FLAT", "SUBSTRIP256")
+        if y < ny:
+            flat[y, x] = np.nan
+    dq[ny // 2, 100] = _PX["NO_FLAT_FIELD"]
+    m = datamodels.FlatModel(data=flat.astype(np.float32), dq=dq, err=np.full((ny, NX), 0.004, np.float32))
+    _ref_meta(m, "FLAT", subarray)
     save(m, path)
 
 
@@ -208,18 +214,18 @@ def make_photom(path):
     save(m, path)
 
 
-def make_refs(refdir, seed=1) -> tuple[dict, dict]:
+def make_refs(refdir, seed=1, subarray="SUBSTRIP256") -> tuple[dict, dict]:
     """Write the six references; returns ({reftype: path}, traces at the exposure's PWCPOS)."""
     refdir = Path(refdir)
     refdir.mkdir(parents=True, exist_ok=True)
     paths = {k: refdir / v for k, v in REF_FILES.items()}
     make_pastasoss(paths["pastasoss"])
     ref = pastasoss.read_pastasoss(str(paths["pastasoss"]))
-    traces = {o: pastasoss.trace(ref, o, PWCPOS) for o in (1, 2)}
-    make_specprofile(paths["specprofile"], traces)
+    traces = {o: pastasoss.trace(ref, o, PWCPOS, subarray) for o in (1, 2)}
+    make_specprofile(paths["specprofile"], traces, subarray)
     make_speckernel(paths["speckernel"])
     make_specwcs(paths["specwcs"], {o: pastasoss.trace(ref, o, PWCPOS_CMD) for o in (1, 2)})
-    make_flat(paths["flat"], seed)
+    make_flat(paths["flat"], seed, subarray)
     make_photom(paths["photom"])
     return paths, traces
 
@@ -228,13 +234,15 @@ def make_refs(refdir, seed=1) -> tuple[dict, dict]:
 # Science exposure
 # ---------------------------------------------------------------------------------------------
 class _Scene:
-    def __init__(self, nints, seed, traces, flat_path):
+    def __init__(self, nints, seed, traces, flat_path, subarray):
         self.nints, self.seed = nints, seed
+        self.ystart, ny = SUBARRAYS[subarray]
+        self.ny = ny
         self.tint, self.teff = NGROUPS * TFRAME, (NGROUPS - 1) * TFRAME
-        scene = np.zeros((NY, NX))
+        scene = np.zeros((ny, NX))
         for o, t in traces.items():
             column = 4.0e6 * stellar_photons(t.wavelength) * throughput(o, t.wavelength) * np.abs(np.gradient(t.wavelength))
-            scene[:, : t.x.size] += profile_image(t, NY, NX)[:, : t.x.size] * column[None, :]
+            scene[:, : t.x.size] += profile_image(t, ny, NX)[:, : t.x.size] * column[None, :]
         scene += 1.0 + 0.4 * (np.arange(NX) > 750)[None, :]
         with datamodels.FlatModel(str(flat_path)) as flat:
             f = np.where(np.isfinite(flat.data), flat.data, 1.0)
@@ -245,13 +253,16 @@ class _Scene:
         self.lc = 1 - TRANSIT_DEPTH * 0.5 * (1 - np.tanh((np.abs(phase) - 0.2) / 0.02))
         self.start = T0_MJD + it * (self.tint + TFRAME) / 86400
         self.trace1 = traces[1]
-        self.static_dq = np.zeros((NY, NX), np.uint32)
+        self.static_dq = np.zeros((ny, NX), np.uint32)
         ref = np.uint32(_PX["REFERENCE_PIXEL"])
-        self.static_dq[NY - 4:, :] |= ref
+        top = 2044 - (self.ystart - 1)                       # full-frame rows 2044-2047 are reference rows
+        if top < ny:
+            self.static_dq[top:, :] |= ref
         self.static_dq[:, :4] |= ref
         self.static_dq[:, -4:] |= ref
         for y, x in DEAD:
-            self.static_dq[y, x] |= _PX["DO_NOT_USE"] | _PX["DEAD"]
+            if y < ny:
+                self.static_dq[y, x] |= _PX["DO_NOT_USE"] | _PX["DEAD"]
 
     def block(self, i0, i1) -> dict:
         n = i1 - i0
@@ -261,8 +272,8 @@ class _Scene:
         dq = np.broadcast_to(self.static_dq, truth.shape).copy()
         for k, i in enumerate(range(i0, i1)):
             rng = np.random.default_rng([self.seed, 1, i])
-            sci[k] = truth[k] + np.sqrt(vp[k] + self.var_rn) * rng.standard_normal((NY, NX), dtype=np.float32)
-            jy, jx = rng.integers(0, NY - 4, 5), rng.integers(4, NX - 4, 5)
+            sci[k] = truth[k] + np.sqrt(vp[k] + self.var_rn) * rng.standard_normal((self.ny, NX), dtype=np.float32)
+            jy, jx = rng.integers(0, self.ny - 4, 5), rng.integers(4, NX - 4, 5)
             dq[k, jy, jx] |= _PX["JUMP_DET"]
             if i % 2 == 1:                                   # a saturated pixel on the order-1 trace
                 x = int(rng.integers(100, 1900))
@@ -283,7 +294,7 @@ class _Scene:
         return t
 
 
-def _set_meta(m, scene, filename, pwcpos):
+def _set_meta(m, scene, filename, pwcpos, subarray):
     mt = m.meta
     mt.telescope, mt.filename, mt.model_type = "JWST", filename, "CubeModel"
     ins = mt.instrument
@@ -305,9 +316,9 @@ def _set_meta(m, scene, filename, pwcpos):
     mt.visit.tsovisit, mt.visit.type = True, "PRIME_TARGETED_FIXED"
     mt.observation.date, mt.observation.time = "2024-06-01", "06:00:00.000"
     mt.target.ra, mt.target.dec, mt.target.proposer_name, mt.target.source_type = RA, DEC, "SYNTH-SOSS", "POINT"
-    mt.aperture.name = mt.aperture.pps_name = "NIS_SUBSTRIP256"
+    mt.aperture.name = mt.aperture.pps_name = f"NIS_{subarray}"
     s = mt.subarray
-    s.name, s.xstart, s.ystart, s.xsize, s.ysize, s.fastaxis, s.slowaxis = "SUBSTRIP256", SUBSTRT1, SUBSTRT2, NX, NY, -2, -1
+    s.name, s.xstart, s.ystart, s.xsize, s.ysize, s.fastaxis, s.slowaxis = subarray, SUBSTRT1, scene.ystart, NX, scene.ny, -2, -1
     w = mt.wcsinfo
     w.wcsaxes, w.ra_ref, w.dec_ref, w.roll_ref = 2, RA, DEC, 250.0
     w.v2_ref, w.v3_ref, w.v3yangle, w.vparity = V2REF, V3REF, V3YANGLE, VPARITY
@@ -322,8 +333,9 @@ def _set_meta(m, scene, filename, pwcpos):
         setattr(mt.cal_step, step, "COMPLETE")
 
 
-def make_niriss_soss(outdir, nints=5, seed=1, name=None, chunk=None, pwcpos=PWCPOS) -> dict:
-    """Write a synthetic SOSS SUBSTRIP256 exposure (``outdir/<name>_rateints.fits``) and ``outdir/refs/*``.
+def make_niriss_soss(outdir, nints=5, seed=1, name=None, chunk=None, pwcpos=PWCPOS, subarray="SUBSTRIP256") -> dict:
+    """Write a synthetic SOSS exposure (``outdir/<name>_rateints.fits``; SUBSTRIP256 or SUBSTRIP96) and
+    ``outdir/refs/*``.
 
     Returns {"rateints": [path], "refs": {reftype: path}, "nints", "seed", truth...}.  ``pwcpos=None``
     writes an exposure without the PWCPOS keyword (for error tests).
@@ -332,11 +344,13 @@ def make_niriss_soss(outdir, nints=5, seed=1, name=None, chunk=None, pwcpos=PWCP
         raise ValueError("nints must be >= 1")
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    refs, traces = make_refs(outdir / "refs", seed)
-    scene = _Scene(nints, seed, traces, refs["flat"])
+    if subarray not in SUBARRAYS:
+        raise ValueError(f"subarray must be one of {', '.join(SUBARRAYS)}")
+    refs, traces = make_refs(outdir / "refs", seed, subarray)
+    scene = _Scene(nints, seed, traces, refs["flat"], subarray)
     path = outdir / f"{name or DEFAULT_NAME}_rateints.fits"
-    m = datamodels.CubeModel(**{MODEL_ATTR[k]: lazy_array((nints, NY, NX), dt) for k, dt in CUBES.items()})
-    _set_meta(m, scene, path.name, pwcpos)
+    m = datamodels.CubeModel(**{MODEL_ATTR[k]: lazy_array((nints, scene.ny, NX), dt) for k, dt in CUBES.items()})
+    _set_meta(m, scene, path.name, pwcpos, subarray)
     m.int_times = scene.int_times(m.get_dtype("int_times"))
     write_streamed(path, m, scene.block, nints, chunk or 2)
     return {"rateints": [path], "refs": {k: str(v) for k, v in refs.items()}, "nints": nints, "seed": seed,
