@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-from bench_lrs_slitless import isolated  # noqa: E402
+from bench_lrs_slitless import isolated
 
 BOX = {"extract_1d": {"soss_atoca": False}}
 

@@ -163,7 +163,7 @@ def exposure_statistics(ds: xr.Dataset):
     """
     sci, err, dq = (ds[n].transpose("integration", "y", "x").data for n in ("sci", "err", "dq"))
     sci, err, dq = (a if isinstance(a, da.Array) else da.from_array(a, chunks=(8, -1, -1)) for a in (sci, err, dq))
-    nints, ny, nx = sci.shape
+    nints, _, nx = sci.shape
     bad = ~(da.isfinite(sci) & da.isfinite(err))
     any_bad, all_bad, all_dnu, first_dq = dask.compute(
         bad.any(axis=0), bad.all(axis=0), ((dq & np.uint32(PIXEL["DO_NOT_USE"])) != 0).all(axis=0), dq[0])

@@ -230,7 +230,10 @@ def prepare_soss_spectra(spectra: xr.Dataset, path: str) -> SpectraConversion:
         raise RefError("photom", "photom", f"{path}: PHOTOM table has no column {missing[0]!r} (NIRISS SOSS needs it)")
     correction = _time_correction(timecoeffs, len(table), keyword(spectra, "EXPMID"))
     filt, pupil = str(keyword(spectra, "FILTER", "")).upper(), str(keyword(spectra, "PUPIL", "")).upper()
-    text = lambda name: np.char.upper(np.char.strip(table[name].astype(str)))  # noqa: E731
+
+    def text(name):
+        return np.char.upper(np.char.strip(table[name].astype(str)))
+
     wavelength = np.asarray(spectra["wavelength"].values, np.float64)
     factor = np.full(wavelength.shape, np.nan)
     for k, order in enumerate(spectra["sporder"].values):

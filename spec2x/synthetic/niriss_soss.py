@@ -265,7 +265,7 @@ class _Scene:
                 self.static_dq[y, x] |= _PX["DO_NOT_USE"] | _PX["DEAD"]
 
     def block(self, i0, i1) -> dict:
-        n = i1 - i0
+        """SCI/ERR/DQ/VAR_* of integrations [i0, i1); integration i uses only rng([seed, 1, i])."""
         truth = self.rate[None] * self.lc[i0:i1, None, None].astype(np.float32)
         vp = (np.clip(truth, 0, None) / np.float32(GAIN * self.teff)).astype(np.float32)
         sci = np.empty_like(truth)
@@ -277,7 +277,7 @@ class _Scene:
             dq[k, jy, jx] |= _PX["JUMP_DET"]
             if i % 2 == 1:                                   # a saturated pixel on the order-1 trace
                 x = int(rng.integers(100, 1900))
-                dq[k, int(round(self.trace1.y[x])), x] |= _PX["DO_NOT_USE"] | _PX["SATURATED"]
+                dq[k, round(self.trace1.y[x]), x] |= _PX["DO_NOT_USE"] | _PX["SATURATED"]
         sci[(dq & _PX["DO_NOT_USE"]) != 0] = np.nan
         vr = np.full_like(sci, self.var_rn)
         bad = np.isnan(sci)
