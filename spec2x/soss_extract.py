@@ -40,6 +40,7 @@ from spec2x.meta import exposure_keywords
 SUBARRAYS = ("SUBSTRIP256", "SUBSTRIP96")
 TIME_WINDOW = 9          # integrations in jwst's running median of in-filled pixels
 ERROR_INFLATION = 10.0   # in-filled pixels get this times the median error
+RECORDED_N_OS, RECORDED_THRESHOLD = 2, 0.01   # jwst records its ATOCA defaults (OVERSAMP, THRESHLD) in box mode too
 COLUMNS = ("flux", "flux_error", "npixels")
 ZERO_COLUMNS = ("flux_var_poisson", "flux_var_rnoise", "flux_var_flat", "surf_bright", "sb_error", "sb_var_poisson",
                 "sb_var_rnoise", "sb_var_flat", "dq", "background", "bkgd_error", "bkgd_var_poisson",
@@ -115,7 +116,7 @@ def _check_speckernel(path: str):
 
 
 def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_bad_pix="masking",
-            soss_order_3=True, **_other) -> SossPlan:
+            soss_order_3=True) -> SossPlan:
     """The per-exposure extraction plan (reads the cube twice for the exposure-wide statistics)."""
     kw = exposure_keywords(ds)
     source = (ds.attrs.get("paths") or [ds.attrs.get("filename", "exposure")])[0]
@@ -150,7 +151,7 @@ def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_b
         wavelength[k, : t.x.size] = t.wavelength
     lo, hi = _weight_rows(weights)
     static, fill_pix, fill_data, fill_err = exposure_statistics(ds)
-    primary = {"SOSSWDTH": float(soss_width), "OVERSAMP": 2, "THRESHLD": 0.01}
+    primary = {"SOSSWDTH": float(soss_width), "OVERSAMP": RECORDED_N_OS, "THRESHLD": RECORDED_THRESHOLD}
     return SossPlan(orders, lengths, wavelength, weights, lo, hi, static, fill_pix, fill_data, fill_err,
                     np.asarray(ds["integration_number"].values), primary)
 

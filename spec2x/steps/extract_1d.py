@@ -74,7 +74,8 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
 def prepare(ds: xr.Dataset, refs: dict, **params):
     """(kernel plan, EXTRACT1D keywords, column units) for this exposure; a ``SossPlan`` for NIRISS SOSS."""
     if str(exposure_keywords(ds).get("EXP_TYPE", "")).upper() == "NIS_SOSS":
-        return soss_extract.prepare(ds, refs, **{**PARAMETERS, **params})
+        values = {**PARAMETERS, **params}
+        return soss_extract.prepare(ds, refs, **{k: v for k, v in values.items() if k.startswith("soss_")})
     return _plan(ds, refs)
 
 
