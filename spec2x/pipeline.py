@@ -130,7 +130,7 @@ def _chain(ds: xr.Dataset, plan: modes.Plan, refs: dict, prepared: dict, params:
                 prepared[step] = module.prepare(target, refs[step], **params.get(step, {}))
             out = _record(module.apply(target, prepared[step]), plan.mode, step, refs[step])
         elif plan.skipped.get(step) == REFERENCE_NA:  # jwst ran it, found N/A and recorded the references
-            out = _record(target, plan.mode, step, {}, status=False)
+            out = _record(target, plan.mode, step, {}, with_status=False)
         else:
             continue
         if step == "extract_1d" or spectra is not None:  # steps after extraction act on the spectra
@@ -173,15 +173,15 @@ def _prepare(ds: xr.Dataset, plan: modes.Plan) -> xr.Dataset:
     return with_keywords(ds, primary=primary, sci=sci, **extra)
 
 
-def _record(ds: xr.Dataset, mode: modes.Mode, step: str, refs: dict, status: bool = True) -> xr.Dataset:
+def _record(ds: xr.Dataset, mode: modes.Mode, step: str, refs: dict, with_status: bool = True) -> xr.Dataset:
     """An R_xxxxx for every reftype jwst's step asks for in this mode (N/A when unused), and, with
-    ``status``, S_xxxxx = COMPLETE unless the step recorded its own (a step with nothing to do says SKIPPED)."""
+    ``with_status``, S_xxxxx = COMPLETE unless the step recorded its own (a step with nothing to do says SKIPPED)."""
     primary = {}
     for reftype in mode.recorded_reftypes(step):
         keyword, path = ref_file_keyword(reftype), (refs or {}).get(reftype)
         if keyword:
             primary[keyword] = ref_keyword_value(path) if path else "N/A"
-    status = cal_step_keyword(step) if status else None
+    status = cal_step_keyword(step) if with_status else None
     if status:
         primary[status] = ds.attrs["primary"].get(status, "COMPLETE")
     return with_keywords(ds, primary=primary)
