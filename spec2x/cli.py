@@ -174,6 +174,8 @@ def _demo(args) -> int:
     argv = ["run", *map(str, case["rateints"]), "-o", str(args.output_dir / "products"), "--overwrite"]
     for ref in refs:
         argv += ["--ref", ref]
+    for step, values in case.get("params", {}).items():  # e.g. SOSS: the box extraction
+        argv += [f"--steps.{step}.{name}={value}" for name, value in values.items()]
     return main(argv)
 
 

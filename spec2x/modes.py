@@ -36,7 +36,9 @@ STEP_REFTYPES = {
     "extract_2d": ("wavelengthrange",),
     "wavecorr": ("wavecorr",),
     "photom": ("photom", "area"),
-    "extract_1d": ("extract1d", "apcorr", "psf"),  # NIRISS SOSS adds pastasoss, specprofile, speckernel
+    "extract_1d": ("extract1d", "apcorr", "psf"),
+    "bkg_subtract": ("bkg", "wavelengthrange"),
+    "pathloss": ("pathloss",),
 }
 
 # The steps jwst's Spec2Pipeline calls (and so records as COMPLETE or SKIPPED) on its common path,
@@ -71,6 +73,9 @@ class Mode:
     implemented: dict = field(default_factory=dict)
     jwst_path: tuple = COMMON_PATH
     requires: dict = field(default_factory=dict)   # keyword -> the values the mode supports
+    reftypes: dict = field(default_factory=dict)   # step -> reftypes jwst records, where not STEP_REFTYPES
+    reference_background: bool = False             # bkg_subtract uses a BKG reference, not ASN members
+    optional_steps: tuple = ()                     # steps that jwst skips when their reference is absent
 
     def unsupported(self, keywords: dict) -> str | None:
         """The first keyword whose value this mode does not support, as a message; None if all are fine
@@ -80,6 +85,15 @@ class Mode:
             if value and value not in allowed:
                 return f"{key}={value} is not supported for {self.name} (supported: {', '.join(allowed)})"
         return None
+
+    def spectra_path(self) -> tuple:
+        """Steps jwst records in the spectral products: the common path, then those after extraction."""
+        after = self.steps[self.steps.index("extract_1d") + 1:] if "extract_1d" in self.steps else ()
+        return self.jwst_path + SPECTRA_PATH + after
+
+    def recorded_reftypes(self, step: str) -> tuple:
+        """The reference types jwst records (R_xxxxx) for ``step`` in this mode."""
+        return self.reftypes.get(step, STEP_REFTYPES.get(step, ()))
 
     def matches(self, keywords: dict) -> bool:
         if str(keywords.get("EXP_TYPE", "")).upper() not in self.exp_types:
@@ -133,7 +147,16 @@ MODES = (
          jwst_path=NIRSPEC_SLIT_PATH),
     Mode("NIRISS SOSS (TSO)", ("NIS_SOSS",),
          ("assign_wcs", "bkg_subtract", "srctype", "flat_field", "pathloss", "extract_1d", "photom"),
-         ("calints", "x1dints"), note="jwst calibrates SOSS spectra after extraction: photom follows extract_1d"),
+         ("calints", "x1dints"), note="jwst calibrates SOSS spectra after extraction: photom follows extract_1d; "
+                                      "bkg_subtract and pathloss need their (optional) references",
+         cal_model="CubeModel", x1d_model="TSOMultiSpecModel",
+         implemented={"assign_wcs": (("specwcs",), ()), "bkg_subtract": (("bkg",), ("wavelengthrange",)),
+                      "srctype": ((), ()), "flat_field": (("flat",), ()), "pathloss": (("pathloss",), ()),
+                      "extract_1d": (("pastasoss", "specprofile", "speckernel"), ()),
+                      "photom": (("photom",), ("area",))},
+         reftypes={"extract_1d": ("pastasoss", "specprofile", "speckernel")}, reference_background=True,
+         optional_steps=("bkg_subtract", "pathloss"),
+         jwst_path=tuple(s for s in COMMON_PATH if s not in ("photom", "residual_fringe"))),
     Mode("NIRISS WFSS", ("NIS_WFSS",),
          ("assign_wcs", "bkg_subtract", "flat_field", "extract_2d", "srctype", "wfss_contam", "photom",
           "extract_1d"), ("cal", "x1d"), note=_GRISM_NOTE),
@@ -242,7 +265,8 @@ def plan(keywords: dict, members: dict | None = None, skip: tuple = (), source: 
             skipped[step] = f"not used for {mode.name}"
         elif step in skip:
             skipped[step] = "skipped by the user"
-        elif step in NEEDS_MEMBERS and not members.get(NEEDS_MEMBERS[step]):
+        elif step in NEEDS_MEMBERS and not members.get(NEEDS_MEMBERS[step]) and not (
+                step == "bkg_subtract" and mode.reference_background):
             skipped[step] = f"no {NEEDS_MEMBERS[step]} members in the association"
         else:
             run.append(step)

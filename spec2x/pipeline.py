@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from spec2x.errors import NotImplementedForMode, Spec2xError
 from spec2x.exposure import open_exposure
 from spec2x.meta import cal_step_keyword, exposure_keywords, ref_file_keyword, with_keywords
 from spec2x.refs import RefSet, ref_keyword_value
+
+REFERENCE_NA = "a required reference file is N/A"
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,11 @@ def calibrate(exposure, refs=None, skip=(), chunk_ints: int | None = None, membe
     ran = [s for s in plan.run if chosen[s] is not None]
     for step in plan.run:
         if chosen[step] is None:
-            plan.skipped[step] = "a required reference file is N/A"
+            plan.skipped[step] = REFERENCE_NA
+    unwritten = [s for s in ran if importlib.util.find_spec(f"spec2x.steps.{s}") is None]
+    if unwritten:
+        raise NotImplementedForMode(f"{source}: step {unwritten[0]} with a reference file is not implemented yet "
+                                    f"for {plan.mode.name} (give {unwritten[0]}'s reference as N/A to skip it)")
     plan = modes.Plan(plan.mode, plan.tso, tuple(ran), plan.skipped)
     params = step_parameters(params or {}, source)
 
@@ -117,14 +124,19 @@ def _chain(ds: xr.Dataset, plan: modes.Plan, refs: dict, prepared: dict, params:
     """Run the plan's steps on ``ds``; each step's per-exposure state is taken from ``prepared``, or
     prepared now (from the data as it stands before that step) and stored there."""
     cube, spectra = _prepare(ds, plan), None
-    for step in plan.run:
-        module = importlib.import_module(f"spec2x.steps.{step}")
+    for step in plan.mode.steps:
         target = cube if spectra is None else spectra
-        if step not in prepared:
-            prepared[step] = module.prepare(target, refs[step], **params.get(step, {}))
-        out = module.apply(target, prepared[step])
-        if record:
-            out = _record(out, step, refs[step])
+        if step in plan.run:
+            module = importlib.import_module(f"spec2x.steps.{step}")
+            if step not in prepared:
+                prepared[step] = module.prepare(target, refs[step], **params.get(step, {}))
+            out = module.apply(target, prepared[step])
+            if record:
+                out = _record(out, plan.mode, step, refs[step])
+        elif record and plan.skipped.get(step) == REFERENCE_NA:  # jwst ran it, found N/A, recorded the refs
+            out = _record(target, plan.mode, step, {}, with_status=False)
+        else:
+            continue
         if step == "extract_1d" or spectra is not None:  # steps after extraction act on the spectra
             spectra = out
         else:
@@ -133,7 +145,7 @@ def _chain(ds: xr.Dataset, plan: modes.Plan, refs: dict, prepared: dict, params:
         return cube, spectra
     cube = _record_skipped(cube, plan, plan.mode.jwst_path)
     if spectra is not None:
-        spectra = _record_skipped(spectra, plan, plan.mode.jwst_path + modes.SPECTRA_PATH)
+        spectra = _record_skipped(spectra, plan, plan.mode.spectra_path())
     return cube, spectra
 
 
@@ -142,7 +154,7 @@ def _resolve(refset: RefSet, plan: modes.Plan, step: str, keywords: dict) -> dic
     required, optional = plan.mode.implemented[step]
     chosen = {}
     for reftype in required:
-        path = refset.resolve(step, reftype, keywords, required=True)
+        path = refset.resolve(step, reftype, keywords, required=step not in plan.mode.optional_steps)
         if path is None:
             return None
         chosen[reftype] = path
@@ -160,18 +172,22 @@ def _prepare(ds: xr.Dataset, plan: modes.Plan) -> xr.Dataset:
         get = exposure_keywords(ds).get
         sci = {"SLTSTRT1": get("SUBSTRT1"), "SLTSIZE1": get("SUBSIZE1"),
                "SLTSTRT2": get("SUBSTRT2"), "SLTSIZE2": get("SUBSIZE2")}
-    return with_keywords(ds, primary=primary, sci=sci)
+    extra = {}
+    bunit = ds.attrs.get("sci", {}).get("BUNIT")
+    if "err" not in ds.attrs and bunit is not None:  # the input ERR is in the units of SCI
+        extra["err"] = {"BUNIT": bunit}
+    return with_keywords(ds, primary=primary, sci=sci, **extra)
 
 
-def _record(ds: xr.Dataset, step: str, refs: dict) -> xr.Dataset:
-    """An R_xxxxx for every reftype jwst's step asks for (N/A when unused), and S_xxxxx = COMPLETE
-    unless the step recorded its own status (a step that finds nothing to do says SKIPPED)."""
+def _record(ds: xr.Dataset, mode: modes.Mode, step: str, refs: dict, with_status: bool = True) -> xr.Dataset:
+    """An R_xxxxx for every reftype jwst's step asks for in this mode (N/A when unused), and, with
+    ``with_status``, S_xxxxx = COMPLETE unless the step recorded its own (a step with nothing to do says SKIPPED)."""
     primary = {}
-    for reftype in modes.STEP_REFTYPES.get(step, ()):
+    for reftype in mode.recorded_reftypes(step):
         keyword, path = ref_file_keyword(reftype), (refs or {}).get(reftype)
         if keyword:
             primary[keyword] = ref_keyword_value(path) if path else "N/A"
-    status = cal_step_keyword(step)
+    status = cal_step_keyword(step) if with_status else None
     if status:
         primary[status] = ds.attrs["primary"].get(status, "COMPLETE")
     return with_keywords(ds, primary=primary)

@@ -36,8 +36,10 @@ CUBE_EXTENSIONS = {"sci": "SCI", "err": "ERR", "dq": "DQ", "var_poisson": "VAR_P
 MODEL_ARRAY = {"SCI": "data", "ERR": "err", "DQ": "dq", "VAR_POISSON": "var_poisson",
                "VAR_RNOISE": "var_rnoise", "VAR_FLAT": "var_flat"}
 IMAGE_COORDS = {"wavelength": ("WAVELENGTH", "wavelength"), "area": ("AREA", "area")}
-# jwst's order of extensions in a calibrated cube product
+# jwst's order of extensions in a calibrated cube product (a CubeModel keeps INT_TIMES after DQ)
 EXTENSION_ORDER = ("SCI", "ERR", "DQ", "WAVELENGTH", "AREA", "VAR_POISSON", "VAR_RNOISE", "VAR_FLAT", "INT_TIMES")
+MODEL_EXTENSION_ORDER = {"CubeModel": ("SCI", "ERR", "DQ", "INT_TIMES", "WAVELENGTH", "AREA", "VAR_POISSON",
+                                       "VAR_RNOISE", "VAR_FLAT")}
 SPECTRAL_COLUMNS = ("WAVELENGTH", "FLUX", "FLUX_ERROR", "FLUX_VAR_POISSON", "FLUX_VAR_RNOISE", "FLUX_VAR_FLAT",
                     "SURF_BRIGHT", "SB_ERROR", "SB_VAR_POISSON", "SB_VAR_RNOISE", "SB_VAR_FLAT", "DQ",
                     "BACKGROUND", "BKGD_ERROR", "BKGD_VAR_POISSON", "BKGD_VAR_RNOISE", "BKGD_VAR_FLAT", "NPIXELS")
@@ -234,7 +236,8 @@ def _pick_cube(cube, spectra, variables):
 
 def _cube_hdulist(model, streamed: dict) -> fits.HDUList:
     """FITS layout of a calibrated cube product: stdatamodels' HDUList in jwst's extension order."""
-    return _ordered(fits_io.model_hdulist(model, streamed))
+    order = MODEL_EXTENSION_ORDER.get(type(model).__name__, EXTENSION_ORDER)
+    return _ordered(fits_io.model_hdulist(model, streamed), order)
 
 
 def _as_fits(model, layout):
@@ -248,23 +251,35 @@ def _as_fits(model, layout):
         model.meta.filename = name
 
 
-def _ordered(hdulist: fits.HDUList) -> fits.HDUList:
-    rank = {name: i for i, name in enumerate(EXTENSION_ORDER)}
+def _ordered(hdulist: fits.HDUList, order: tuple = EXTENSION_ORDER) -> fits.HDUList:
+    rank = {name: i for i, name in enumerate(order)}
     body = sorted(hdulist[1:-1], key=lambda h: rank.get(h.name, len(rank)))
     return fits.HDUList([hdulist[0], *body, hdulist[-1]])
 
 
 # ---------------------------------------------------------------- spectra
-def _spectra_model(result, filename: str, n_wave: int):
+def spectral_orders(spectra: xr.Dataset) -> list:
+    """The spectra of each EXTRACT1D extension: one per spectral order when the Dataset has an ``order``
+    dimension (each cut to its own length ``n_alongdisp``), else the Dataset itself."""
+    if "order" not in spectra.dims:
+        return [spectra]
+    return [spectra.isel(order=k, spectral=slice(0, int(spectra["n_alongdisp"].values[k])))
+            for k in range(spectra.sizes["order"])]
+
+
+def _spectra_model(result, filename: str, orders: list):
     spectra, cube = result.spectra, result.cube
     model = _model_from_keywords(result.plan.mode.x1d_model, spectra.attrs["primary"], {}, cube)
-    model.spec.append({"spec_table": np.zeros(1, dtype=_spec_dtype(model, n_wave))})
-    spec = model.spec[-1]
-    for key, value in spectra.attrs.get("spec_meta", {}).items():
-        setattr(spec, key, value)
-    wavelength = spectra["wavelength"]
-    if wavelength.ndim == 1 and spec.slit_ra is not None:
-        spec.meta = {"wcs": spectral_wcs(spec.slit_ra, spec.slit_dec, np.asarray(wavelength.values, np.float64))}
+    for part in orders:
+        model.spec.append({"spec_table": np.zeros(1, dtype=_spec_dtype(model, part.sizes["spectral"]))})
+        spec = model.spec[-1]
+        for key, value in spectra.attrs.get("spec_meta", {}).items():
+            setattr(spec, key, value)
+        if "sporder" in part.coords:
+            spec.spectral_order = int(part["sporder"].values)
+        wavelength = part["wavelength"]
+        if wavelength.ndim == 1 and spec.slit_ra is not None:
+            spec.meta = {"wcs": spectral_wcs(spec.slit_ra, spec.slit_dec, np.asarray(wavelength.values, np.float64))}
     if cube.attrs.get("int_times") is not None:
         model.int_times = cube.attrs["int_times"]
     model.meta.filename = filename
@@ -300,12 +315,15 @@ def _spec_dtype(model, n_wave: int) -> np.dtype:
 def _spectra_output(result, out: Output, fmt: str, reuse: bool):
     spectra = result.spectra
     nints = spectra.sizes["integration"]
-    n_wave = spectra.sizes["spectral"]
-    model = _spectra_model(result, out.final.name, n_wave)
+    orders = spectral_orders(spectra)
+    model = _spectra_model(result, out.final.name, orders)
     segment = int(result.cube.attrs["primary"].get("EXSEGNUM", 1) or 1)
-    columns = _spectral_columns(spectra, segment)
     streamed = {"EXTRACT1D": nints}
     if fmt == "zarr":
+        if len(orders) > 1:
+            raise Spec2xError(f"{out.final}: zarr products of several spectral orders are not supported yet; "
+                              "write FITS (--format fits)")
+        columns = _spectral_columns(spectra, segment)
         template = None if reuse else _as_fits(model, lambda m: _spectra_hdulist(m, streamed, spectra))
         zarr_store.create_spectra(out, model, columns, spectra, reuse, template=template)
         out.names = list(columns)
@@ -313,27 +331,32 @@ def _spectra_output(result, out: Output, fmt: str, reuse: bool):
         return
     hdulist = _spectra_hdulist(model, streamed, spectra)
     targets = fits_io.lay_out(str(out.temporary), hdulist, streamed, reuse)
-    dtype, zeros = fits_io.table_row_dtype(hdulist["EXTRACT1D"])
-    out.targets.append(targets["EXTRACT1D"])
-    out.names = ["EXTRACT1D"]
-    out.pick = functools.partial(_pick_rows, segment=segment, dtype=dtype, zeros=zeros)
+    tables = [h for h in hdulist if h.name == "EXTRACT1D"]
+    layouts = [(fits_io.extension_key(h), *fits_io.table_row_dtype(h)) for h in tables]
+    out.targets.extend(targets[key] for key, _, _ in layouts)
+    out.names = [key for key, _, _ in layouts]
+    out.pick = functools.partial(_pick_rows, segment=segment, layouts=tuple(layouts))
 
 
 def _pick_columns(cube, spectra, segment):
     return _spectral_columns(spectra, segment)
 
 
-def _pick_rows(cube, spectra, segment, dtype, zeros):
-    return {"EXTRACT1D": fits_io.pack_rows(_spectral_columns(spectra, segment), dtype, zeros)}
+def _pick_rows(cube, spectra, segment, layouts):
+    return {key: fits_io.pack_rows(_spectral_columns(part, segment), dtype, zeros)
+            for (key, dtype, zeros), part in zip(layouts, spectral_orders(spectra))}
 
 
 def _spectra_hdulist(model, streamed: dict, spectra: xr.Dataset) -> fits.HDUList:
     """FITS layout of an extracted-spectra product: stdatamodels' HDUList with the column units."""
     hdulist = fits_io.model_hdulist(model, streamed)
     units = {c: spectra[c.lower()].attrs.get("units") for c in SPECTRAL_COLUMNS} | dict.fromkeys(TIME_COLUMNS, "d")
-    for column in hdulist["EXTRACT1D"].columns:
-        if units.get(column.name):
-            column.unit = units[column.name]
+    for hdu in hdulist:
+        if hdu.name != "EXTRACT1D":
+            continue
+        for column in hdu.columns:
+            if units.get(column.name):
+                column.unit = units[column.name]
     return hdulist
 
 

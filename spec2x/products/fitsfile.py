@@ -107,8 +107,8 @@ def lay_out(path: str, hdulist: fits.HDUList, streamed: dict, reuse: bool = Fals
     streamed extension's data is looked at, so it may be a one-integration template or a lazy
     placeholder of full length.
 
-    Returns EXTNAME -> RegionTarget for the streamed extensions.  With ``reuse`` the file at ``path``
-    (laid out by an earlier, interrupted run) is kept and only its offsets are read.
+    Returns ``extension_key`` -> RegionTarget for the streamed extensions.  With ``reuse`` the file at
+    ``path`` (laid out by an earlier, interrupted run) is kept and only its offsets are read.
     """
     if reuse:
         return existing_targets(path, streamed)
@@ -122,8 +122,9 @@ def lay_out(path: str, hdulist: fits.HDUList, streamed: dict, reuse: bool = Fals
             header = fits.open(io.BytesIO(_two_hdu_bytes(probe)))[1].header.copy()
             header[f"NAXIS{header['NAXIS']}"] = streamed[hdu.name]
             f.write(header.tostring().encode("ascii"))
-            targets[hdu.name] = _target(path, header, f.tell())
-            row_bytes = targets[hdu.name].row_bytes
+            key = extension_key(hdu)
+            targets[key] = _target(path, header, f.tell())
+            row_bytes = targets[key].row_bytes
             f.seek(_padded(streamed[hdu.name] * row_bytes), os.SEEK_CUR)
         f.truncate(f.tell())
     return targets
@@ -140,8 +141,14 @@ def _target(path: str, header: fits.Header, offset: int) -> RegionTarget:
 def existing_targets(path: str, streamed: dict) -> dict:
     """RegionTargets of the streamed extensions of a file laid out earlier by ``lay_out``."""
     with fits.open(path, lazy_load_hdus=False) as hdul:
-        return {hdu.name: _target(path, hdu.header, hdul.fileinfo(i)["datLoc"])
+        return {extension_key(hdu): _target(path, hdu.header, hdul.fileinfo(i)["datLoc"])
                 for i, hdu in enumerate(hdul) if hdu.name in streamed}
+
+
+def extension_key(hdu) -> str:
+    """EXTNAME, with ``,EXTVER`` for every extension of that name after the first (``EXTRACT1D,2``)."""
+    ver = hdu.header.get("EXTVER", 1)
+    return hdu.name if ver in (None, 1) else f"{hdu.name},{ver}"
 
 
 def table_row_dtype(hdu: fits.BinTableHDU) -> tuple[np.dtype, dict]:

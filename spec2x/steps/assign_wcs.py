@@ -1,5 +1,5 @@
-"""assign_wcs: the detector -> (RA, Dec, lambda) gwcs of MIRI LRS slitless, NIRCam grism TSO and NIRSpec
-BOTS exposures.  ``BUILDERS`` maps EXP_TYPE to the function building each mode's WCS.
+"""assign_wcs: the detector -> (RA, Dec, lambda) gwcs of MIRI LRS slitless, NIRCam grism TSO, NIRSpec
+BOTS and NIRISS SOSS exposures.  ``BUILDERS`` maps EXP_TYPE to the function building each mode's WCS.
 
 NRS_BRIGHTOBJ (``nirspec_bots``): the slit chain of ``spec2x.nirspec_wcs`` with the slit's bounding box; no
 wavelength map until extract_2d cuts the slit out, as jwst.
@@ -8,6 +8,9 @@ NRC_TSGRISM (jwst 3.0.0 ``assign_wcs/nircam.py: tsgrism``): subarray (x, y, orde
 the row grism dispersion with the source fixed at XREF_SCI/YREF_SCI (taken as 0-based, as jwst does)
 -> (x0, y0, lambda, order) -> imager distortion (+ FILTEROFFSET shift) -> V2/V3 -> velocity aberration
 -> sky.  No wavelength map here: extract_2d evaluates the cut-out's WCS, as jwst does.
+
+NIS_SOSS (``prepare_soss``): three per-order look-up tables from the specwcs, behind the subarray shift,
+with the target's RA/Dec as constants; no wavelength map is attached.
 
 MIR_LRS-SLITLESS:
 
@@ -52,7 +55,7 @@ from spec2x.meta import exposure_keywords, keyword, with_keywords
 
 log = logging.getLogger(__name__)
 
-DISPERSION_AXIS = {"MIR_LRS-SLITLESS": 2, "NRC_TSGRISM": 1}
+DISPERSION_AXIS = {"MIR_LRS-SLITLESS": 2, "NRC_TSGRISM": 1, "NIS_SOSS": 1}
 SPLINE_SMOOTHING = 0.002
 N_REFERENCE_COLUMNS = 4
 
@@ -303,7 +306,7 @@ def pointing_of(ds: xr.Dataset) -> Pointing:
 @dataclass(frozen=True)
 class Prepared:
     wcs: object
-    wavelength: np.ndarray | None
+    wavelength: np.ndarray | None   # None where jwst attaches no WAVELENGTH here (slits, grism, SOSS)
     sci: dict
 
 
@@ -314,7 +317,7 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
 
 def apply(ds: xr.Dataset, prepared: Prepared) -> xr.Dataset:
     out = with_keywords(ds, sci=prepared.sci, wcs=prepared.wcs)
-    if prepared.wavelength is None:  # NIRSpec slits: wavelengths come with extract_2d's cut-out
+    if prepared.wavelength is None:  # NIRSpec slits, NIRCam grism: from extract_2d; SOSS: none
         return out
     return out.assign_coords(wavelength=(("y", "x"), prepared.wavelength, {"units": "um"}))
 
@@ -508,5 +511,68 @@ def nirspec_bots(ds: xr.Dataset, refs: dict) -> Prepared:
     return Prepared(wcs, None, sci)
 
 
+# ----------------------------------------------------------------------------- NIRISS SOSS
+SOSS_ORDERS = (1, 2, 3)
+
+
+def read_soss_specwcs(path: str) -> list:
+    """The three lambda(y, x) look-up models (full-frame 0-based pixels) of a SOSS specwcs asdf file."""
+    try:
+        with asdf.open(path, lazy_load=False, memmap=False) as af:
+            missing = [o for o in SOSS_ORDERS if o not in af.tree]
+            if missing:
+                raise RefError("assign_wcs", "specwcs", f"{path}: tree key {missing[0]} (the order-{missing[0]} "
+                               "wavelength model) is missing")
+            return [af.tree[o].copy() for o in SOSS_ORDERS]
+    except (OSError, ValueError) as exc:
+        raise RefError("assign_wcs", "specwcs", f"{path}: not a NIRISS SOSS specwcs ({exc})") from None
+
+
+def soss_wcs(wavelength_models: list, ra: float, dec: float, xstart, ystart, xsize: int, ysize: int,
+             velosys: float | None = None) -> WCS:
+    """detector (x, y) -> (RA, Dec, lambda) for each of the 3 orders, as one ``NirissSOSSModel``."""
+    from stdatamodels.jwst.transforms.models import NirissSOSSModel
+
+    shift = subarray_to_full(xstart, ystart)
+    per_order = []
+    for order, wl in zip(SOSS_ORDERS, wavelength_models):
+        if velosys is not None:
+            wl = wl | wavelength_model_velocity(velosys)
+        model = (models.Mapping((0, 1, 1, 0)) | (models.Const1D(ra) & models.Const1D(dec) & wl)).rename(f"Order{order}")
+        if shift is not None:
+            model = shift | model
+            bind_bounding_box(model, ((-0.5, xsize - 0.5), (-0.5, ysize - 0.5)), order="F")
+        per_order.append(model)
+    soss = NirissSOSSModel(list(SOSS_ORDERS), per_order).rename("3-order SOSS Model")
+    detector = cf.Frame2D(name="detector", axes_order=(0, 1), unit=(u.pix, u.pix))
+    spec = cf.SpectralFrame(name="spectral", axes_order=(2,), unit=(u.micron,), axes_names=("wavelength",))
+    sky = cf.CelestialFrame(reference_frame=coord.ICRS(), axes_names=("ra", "dec"), axes_order=(0, 1),
+                            unit=(u.deg, u.deg), name="sky")
+    return WCS([(detector, soss), (cf.CompositeFrame([sky, spec], name="world"), None)])
+
+
+def wavelength_model_velocity(velosys: float):
+    """lambda -> barycentric lambda, with its inverse."""
+    factor = barycentric_factor(velosys)
+    corr = models.Identity(1) * models.Const1D(factor, name="velocity_correction")
+    corr.inverse = models.Identity(1) / models.Const1D(factor, name="inv_vel_correction")
+    return corr
+
+
+def prepare_soss(ds: xr.Dataset, refs: dict) -> Prepared:
+    """The SOSS gwcs from the specwcs and the target position (TARG_RA/TARG_DEC)."""
+    source = ds.attrs.get("filename", "exposure")
+    ra, dec = keyword(ds, "TARG_RA"), keyword(ds, "TARG_DEC")
+    if ra is None or dec is None:
+        raise InputError(source, "keyword TARG_RA or TARG_DEC is missing (the SOSS WCS needs the target position)")
+    velosys = keyword(ds, "VELOSYS")
+    wcs = soss_wcs(read_soss_specwcs(refs["specwcs"]), float(ra), float(dec), keyword(ds, "SUBSTRT1", 1),
+                   keyword(ds, "SUBSTRT2", 1), int(keyword(ds, "SUBSIZE1", ds.sizes["x"])),
+                   int(keyword(ds, "SUBSIZE2", ds.sizes["y"])), velosys)
+    if velosys is not None:
+        log.info("Applied barycentric velocity correction: %s", barycentric_factor(velosys))
+    return Prepared(wcs, None, {"SPECSYS": "BARYCENT", "DISPAXIS": DISPERSION_AXIS["NIS_SOSS"]})
+
+
 BUILDERS = {"MIR_LRS-SLITLESS": _prepare_lrs_slitless, "NRC_TSGRISM": _prepare_tsgrism,
-            "NRS_BRIGHTOBJ": nirspec_bots}
+            "NRS_BRIGHTOBJ": nirspec_bots, "NIS_SOSS": prepare_soss}

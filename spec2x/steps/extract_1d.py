@@ -8,6 +8,8 @@ numba call per integration chunk (``kernels.extract1d``).
 
 jwst's default step parameters are assumed (box extraction, background from the reference's
 ``bkg_coeff`` regions, no position offset), so a PSF reference is accepted but not used.
+NIRISS SOSS has its own extraction (``spec2x.soss_extract``), chosen by EXP_TYPE; its ``soss_*``
+parameters are ignored by other modes.
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ import xarray as xr
 from astropy.io import fits
 
 from kernels import extract1d as k1d
+from spec2x import soss_extract
 from spec2x.errors import NotImplementedForMode, RefError
 from spec2x.meta import exposure_keywords
+
+# jwst 3.0.0's defaults (Extract1dStep spec) of the parameters spec2x supports.
+PARAMETERS = {"soss_atoca": True, "soss_width": 40.0, "soss_bad_pix": "masking", "soss_order_3": True}
 
 HORIZONTAL = 1
 CUBES = ("sci", "err", "dq", "var_poisson", "var_rnoise", "var_flat")
@@ -69,13 +75,18 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
     return apply(ds, prepare(ds, refs))
 
 
-def prepare(ds: xr.Dataset, refs: dict):
-    """(kernel plan, EXTRACT1D keywords, column units) for this exposure."""
+def prepare(ds: xr.Dataset, refs: dict, **params):
+    """(kernel plan, EXTRACT1D keywords, column units) for this exposure; a ``SossPlan`` for NIRISS SOSS."""
+    if str(exposure_keywords(ds).get("EXP_TYPE", "")).upper() == "NIS_SOSS":
+        values = {**PARAMETERS, **params}
+        return soss_extract.prepare(ds, refs, **{k: v for k, v in values.items() if k.startswith("soss_")})
     return _plan(ds, refs)
 
 
 def apply(ds: xr.Dataset, prepared) -> xr.Dataset:
     """Spectra of ``ds``: lazily (one task per chunk) for dask cubes, at once for numpy ones."""
+    if isinstance(prepared, soss_extract.SossPlan):
+        return soss_extract.apply(ds, prepared)
     plan, ext_header, units = prepared
     if isinstance(ds["sci"].data, da.Array):
         sci = _cube(ds, "sci")

@@ -1,6 +1,7 @@
 """photom: DN/s -> MJy/sr for MIRI imager-detector data (imaging and LRS) and NIRCam grism time series,
-and DN/s -> MJy for NIRSpec BOTS (point source, S1600A1 row), as jwst 3.0.0.  ``CALIBRATORS`` maps
-INSTRUME to each instrument's conversion.
+DN/s -> MJy for NIRSpec BOTS (point source, S1600A1 row), and, for NIRISS SOSS, DN/s -> MJy on the
+extracted spectra (``prepare_soss_spectra``), as jwst 3.0.0.  ``CALIBRATORS`` maps INSTRUME to each
+instrument's conversion of a cube.
 
 MIRI:
 
@@ -51,6 +52,8 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
 
 
 def apply(ds: xr.Dataset, p: Prepared) -> xr.Dataset:
+    if isinstance(p, SpectraConversion):
+        return scale_spectra(ds, p)
     out = ds if p.area is None else ds.assign_coords(area=(("y", "x"), p.area))
     if p.conversion is not None:
         out = scale(out, p.conversion, p.no_cal)
@@ -62,6 +65,8 @@ def prepare(ds: xr.Dataset, refs: dict) -> Prepared:
     """Conversion factors and keywords for this exposure, from the PHOTOM and AREA references."""
     if not refs.get("photom"):
         return Prepared(primary={"S_PHOTOM": "SKIPPED"}, sci={})
+    if "order" in ds.dims and str(keyword(ds, "EXP_TYPE", "")).upper() == "NIS_SOSS":
+        return prepare_soss_spectra(ds, refs["photom"])
     instrument = str(keyword(ds, "INSTRUME", "")).upper()
     calibrator = CALIBRATORS.get(instrument)
     if calibrator is None:
@@ -343,3 +348,79 @@ def _prepare_nirspec(ds: xr.Dataset, refs: dict) -> Prepared:
 
 
 CALIBRATORS = {"MIRI": _prepare_miri, "NIRCAM": _prepare_nircam, "NIRSPEC": _prepare_nirspec}
+
+
+# ----------------------------------------------------------------------------- NIRISS SOSS spectra
+_FLUX_COLUMNS = ("flux", "flux_error", "background", "bkgd_error")
+_FLUX_VARIANCES = ("flux_var_poisson", "flux_var_rnoise", "flux_var_flat", "bkgd_var_poisson", "bkgd_var_rnoise",
+                   "bkgd_var_flat")
+
+
+@dataclass(frozen=True)
+class SpectraConversion:
+    """Per order (rows of ``factor``, NaN rows = left uncalibrated) the MJy per DN/s at each spectral element."""
+
+    factor: np.ndarray
+
+
+def prepare_soss_spectra(spectra: xr.Dataset, path: str) -> SpectraConversion:
+    """PHOTMJ (over the time correction, if any) x relresponse(lambda) for each order's row (FILTER, PUPIL,
+    order); as jwst, the first order without a row stops the calibration of it and the later orders."""
+    with fits.open(path) as hdul:
+        table = np.array(hdul["PHOTOM"].data)
+        timecoeffs = {n: np.array(hdul[n].data) for n in ("TIMECOEFF_LINEAR", "TIMECOEFF_EXPONENTIAL",
+                                                            "TIMECOEFF_POWERLAW") if n in hdul}
+    missing = [c for c in ("filter", "pupil", "order", "photmj", "wavelength", "relresponse") if c not in table.dtype.names]
+    if missing:
+        raise RefError("photom", "photom", f"{path}: PHOTOM table has no column {missing[0]!r} (NIRISS SOSS needs it)")
+    correction = _time_correction(timecoeffs, len(table), keyword(spectra, "EXPMID"))
+    filt, pupil = str(keyword(spectra, "FILTER", "")).upper(), str(keyword(spectra, "PUPIL", "")).upper()
+
+    def text(name):
+        return np.char.upper(np.char.strip(table[name].astype(str)))
+
+    wavelength = np.asarray(spectra["wavelength"].values, np.float64)
+    factor = np.full(wavelength.shape, np.nan)
+    for k, order in enumerate(spectra["sporder"].values):
+        rows = np.flatnonzero((text("filter") == filt) & (text("pupil") == pupil) & (table["order"] == order))
+        if len(rows) > 1:
+            raise RefError("photom", "photom", f"{path}: {len(rows)} rows match FILTER={filt} PUPIL={pupil} order={order}")
+        if len(rows) == 0:
+            break
+        row = table[rows[0]]
+        conversion = row["photmj"]
+        if correction is not None and correction[rows[0]] != 1.0:
+            conversion = conversion / correction[rows[0]]
+        factor[k] = _conversion_1d(conversion, row, wavelength[k])
+    return SpectraConversion(factor)
+
+
+def _conversion_1d(conversion, row, wavelength):
+    """conversion x relresponse interpolated at ``wavelength`` (0 where the table does not reach)."""
+    waves = np.asarray(row["wavelength"])
+    relresp = np.asarray(row["relresponse"])
+    if "nelem" in row.dtype.names:
+        waves, relresp = waves[:row["nelem"]], relresp[:row["nelem"]]
+    if not np.all(np.diff(waves) > 0):
+        order = np.argsort(waves)
+        waves, relresp = waves[order], relresp[order]
+    if 0.0 < waves.max() < _MICRONS_100:
+        waves = waves * 1.0e6
+    wl = np.where(np.isnan(wavelength), -1.0, wavelength)
+    response = np.interp(wl, waves, relresp, left=np.nan, right=np.nan)
+    out = conversion * response
+    out[np.isnan(response)] = 0.0
+    return out
+
+
+def scale_spectra(spectra: xr.Dataset, p: SpectraConversion) -> xr.Dataset:
+    """Flux-like columns x factor, variances x factor**2 (orders with a NaN row untouched); units MJy."""
+    out = spectra.copy(deep=False)
+    done = ~np.isnan(p.factor[:, 0])
+    factor = xr.DataArray(np.where(done[:, None], p.factor, 1.0), dims=("order", "spectral"))
+    for name in _FLUX_COLUMNS + _FLUX_VARIANCES:
+        if name in spectra:
+            scaled = spectra[name] * (factor if name in _FLUX_COLUMNS else factor ** 2.0)
+            out[name] = scaled.transpose(*spectra[name].dims)
+            out[name].attrs = {"units": "MJy" if name in _FLUX_COLUMNS else "MJy^2"}
+    return out

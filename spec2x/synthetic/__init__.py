@@ -13,6 +13,7 @@ DEMOS = {
     "lrs": ("miri_lrs_slitless", "make_miri_lrs_slitless", 20),
     "nircam": ("nircam_tsgrism", "make_nircam_tsgrism", 20),
     "bots": ("nirspec_bots", "make_nirspec_bots", 20),
+    "soss": ("niriss_soss", "make_niriss_soss", 10),
 }
 
 

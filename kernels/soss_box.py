@@ -1,0 +1,61 @@
+"""Numba kernel: NIRISS SOSS box extraction of a block of integrations (jwst 3.0.0, ``soss_atoca=False``).
+
+Per integration, pixels listed in the in-fill table take the table's value and error (jwst replaces
+pixels that are bad in single integrations by a running median in time, with 10x the median error);
+a pixel is then left out when it is in the static mask, or its value or error is not finite, or its
+error is not positive.  Each order's flux is the weighted sum over its box aperture, the error the
+square root of the weighted sum of error², NPIXELS the sum of weights; columns without any weight get
+NaN flux and error.  Sums run over rows in increasing order, in float64, as numpy's nansum does.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+FLUX, FLUX_ERROR, NPIXELS = 0, 1, 2
+
+
+@numba.njit(cache=True, nogil=True)
+def box_extract(sci, err, rows, fill_pix, fill_data, fill_err, static_mask, weights, lo, hi):
+    """(n, norders, 3, nx) flux, flux error and npixels of the block ``sci``/``err`` (n, ny, nx) float32.
+
+    ``rows[k]``: row of integration k in the in-fill tables ``fill_data`` (float32) / ``fill_err``
+    (float64), both (nints, npix) over flat pixel indices ``fill_pix``; ``static_mask`` (ny, nx) bool;
+    ``weights`` (norders, ny, nx) float64 box apertures; ``lo``/``hi`` (norders, nx) the row range
+    holding each column's non-zero weights.
+    """
+    n, ny, nx = sci.shape
+    norders = weights.shape[0]
+    out = np.empty((n, norders, 3, nx))
+    data = np.empty(ny * nx, np.float32)
+    error = np.empty(ny * nx, np.float64)
+    for k in range(n):
+        data[:] = sci[k].ravel()
+        error[:] = err[k].ravel()
+        r = rows[k]
+        for j in range(fill_pix.size):
+            data[fill_pix[j]] = fill_data[r, j]
+            error[fill_pix[j]] = fill_err[r, j]
+        for o in range(norders):
+            for x in range(nx):
+                flux = 0.0
+                var = 0.0
+                npix = 0.0
+                for y in range(lo[o, x], hi[o, x]):
+                    w = weights[o, y, x]
+                    p = y * nx + x
+                    d = np.float64(data[p])
+                    e = error[p]
+                    if w > 0 and not static_mask[y, x] and np.isfinite(d) and np.isfinite(e) and e > 0:
+                        flux += w * d
+                        var += w * (e * e)
+                        npix += w
+                if npix > 0:
+                    out[k, o, FLUX, x] = flux
+                    out[k, o, FLUX_ERROR, x] = np.sqrt(var)
+                else:
+                    out[k, o, FLUX, x] = np.nan
+                    out[k, o, FLUX_ERROR, x] = np.nan
+                out[k, o, NPIXELS, x] = npix
+    return out

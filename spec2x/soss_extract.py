@@ -1,0 +1,251 @@
+"""extract_1d for NIRISS SOSS (NIS_SOSS): box extraction of every spectral order, as jwst 3.0.0 does with
+``soss_atoca=False`` (``soss_bad_pix="masking"``, no background subtraction).
+
+Once per exposure (``prepare``):
+
+* traces y(x), lambda(x) of each order at the exposure's PWCPOS from the PASTASOSS reference
+  (``spec2x.pastasoss``), and box apertures of width ``soss_width`` about them (fractional weights at
+  the edges; SUBSTRIP96 extracts order 2 over the whole frame, as jwst does);
+* the exposure-wide statistics jwst's extraction uses: pixels DO_NOT_USE in every integration, the
+  reference pixels of the first integration, and the in-fill table of pixels that are not finite in
+  some integration (their per-integration value: a running median in time, 9 integrations wide, of
+  the series whose gaps hold the median over all integrations; their error: 10x the median error).
+  These need the whole cube, so ``prepare`` reads it twice, chunk by chunk (memory stays flat):
+  once for the masks, once to gather the time series of the listed pixels.
+
+Per chunk of integrations (``apply``): one numba call (``kernels.soss_box``).  The spectra Dataset has
+an ``order`` dimension (one EXTRACT1D extension each); orders shorter than the longest are NaN-padded and
+``n_alongdisp`` holds their length.
+
+ATOCA (jwst's default ``soss_atoca=True``) is not implemented: asking for it is a clear error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+from scipy import ndimage
+from stdatamodels.jwst import datamodels
+
+from kernels import soss_box
+from spec2x import pastasoss
+from spec2x.dq import PIXEL
+from spec2x.errors import NotImplementedForMode, RefError
+from spec2x.meta import exposure_keywords
+
+SUBARRAYS = ("SUBSTRIP256", "SUBSTRIP96")
+TIME_WINDOW = 9          # integrations in jwst's running median of in-filled pixels
+ERROR_INFLATION = 10.0   # in-filled pixels get this times the median error
+RECORDED_N_OS, RECORDED_THRESHOLD = 2, 0.01   # jwst records its ATOCA defaults (OVERSAMP, THRESHLD) in box mode too
+COLUMNS = ("flux", "flux_error", "npixels")
+ZERO_COLUMNS = ("flux_var_poisson", "flux_var_rnoise", "flux_var_flat", "surf_bright", "sb_error", "sb_var_poisson",
+                "sb_var_rnoise", "sb_var_flat", "dq", "background", "bkgd_error", "bkgd_var_poisson",
+                "bkgd_var_rnoise", "bkgd_var_flat")
+
+
+@dataclass(frozen=True)
+class SossPlan:
+    """Everything fixed for the exposure."""
+
+    orders: tuple
+    lengths: np.ndarray       # columns extracted per order (the order's cutoff)
+    wavelength: np.ndarray    # (norders, nmax) NaN-padded
+    weights: np.ndarray       # (norders, ny, nx)
+    lo: np.ndarray            # (norders, nx) first row with weight
+    hi: np.ndarray            # (norders, nx) one past the last row with weight
+    static_mask: np.ndarray   # (ny, nx) bool
+    fill_pix: np.ndarray      # (npix,) flat pixel indices
+    fill_data: np.ndarray     # (nints, npix) float32
+    fill_err: np.ndarray      # (nints, npix) float64
+    integration_numbers: np.ndarray   # exposure-wide INT numbers, row order of the fill tables
+    primary: dict
+
+
+def box_weights(ytrace: np.ndarray, width: float, shape: tuple) -> np.ndarray:
+    """Box aperture of ``width`` rows centred on ``ytrace`` (one value per column from 0): 1 inside,
+    the covered fraction at both ends, 0 elsewhere and beyond the trace's columns."""
+    rows = np.arange(shape[0], dtype=np.float64)[:, None]
+    c = ytrace[None, :]
+    half = width / 2
+    w = ((rows <= c - 0.5 + half) & (c + 0.5 - half <= rows)).astype(np.float64)
+    upper = (c - 0.5 + half < rows) & (rows < c + 0.5 + half)
+    w = np.where(upper, c + half - (rows - 0.5), w)
+    lower = (rows < c + 0.5 - half) & (c - 0.5 - half < rows)
+    w = np.where(lower, rows + 0.5 - (c - half), w)
+    out = np.zeros(shape)
+    out[:, : ytrace.size] = w
+    return out
+
+
+def _weight_rows(weights: np.ndarray):
+    """Per order and column, the [lo, hi) row range holding the non-zero weights."""
+    nz = weights > 0
+    any_ = nz.any(axis=1)
+    lo = np.where(any_, nz.argmax(axis=1), 0)
+    hi = np.where(any_, weights.shape[1] - nz[:, ::-1, :].argmax(axis=1), 0)
+    return lo.astype(np.int64), hi.astype(np.int64)
+
+
+def _check_specprofile(path: str, shape: tuple, norders: int):
+    """jwst crops the profiles' padding to the frame: each profile must be the frame plus its padding."""
+    try:
+        model = datamodels.SpecProfileModel(path)
+    except (OSError, ValueError) as exc:
+        raise RefError("extract_1d", "specprofile", f"{path}: not a SPECPROFILE file ({exc})") from None
+    with model:
+        if len(model.profile) < norders:
+            raise RefError("extract_1d", "specprofile", f"{path}: profile has {len(model.profile)} orders, "
+                           f"the exposure needs {norders}")
+        for k, prof in enumerate(model.profile[:norders]):
+            pad = int(prof.padding or 0)
+            got = tuple(np.shape(prof.data))
+            if (got[0] - 2 * pad, got[1] - 2 * pad) != tuple(shape):
+                raise RefError("extract_1d", "specprofile", f"{path}: profile[{k}].data is {got[0]}x{got[1]} with "
+                               f"padding {pad}, not the {shape[0]}x{shape[1]} frame of the exposure's subarray")
+
+
+def _check_speckernel(path: str):
+    try:
+        datamodels.SpecKernelModel(path).close()
+    except (OSError, ValueError) as exc:
+        raise RefError("extract_1d", "speckernel", f"{path}: not a SPECKERNEL file ({exc})") from None
+
+
+def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_bad_pix="masking",
+            soss_order_3=True) -> SossPlan:
+    """The per-exposure extraction plan (reads the cube twice for the exposure-wide statistics)."""
+    kw = exposure_keywords(ds)
+    source = (ds.attrs.get("paths") or [ds.attrs.get("filename", "exposure")])[0]
+    if soss_bad_pix != "masking" and not soss_atoca:
+        raise NotImplementedForMode(f"extract_1d: soss_bad_pix={soss_bad_pix!r} needs the ATOCA trace model; "
+                                    "only 'masking' is implemented")
+    if str(kw.get("FILTER", "")).upper() != "CLEAR":
+        raise NotImplementedForMode(f"extract_1d: FILTER={kw.get('FILTER')}: jwst 3.0.0 extracts SOSS spectra "
+                                    "for CLEAR only (it skips the step otherwise)")
+    subarray = str(kw.get("SUBARRAY", "")).upper()
+    if subarray not in SUBARRAYS:
+        raise NotImplementedForMode(f"extract_1d: SUBARRAY={subarray}: jwst 3.0.0 extracts SOSS spectra for "
+                                    f"{' and '.join(SUBARRAYS)} only (it skips the step otherwise)")
+    ref = pastasoss.read_pastasoss(refs["pastasoss"])
+    pwcpos = pastasoss.check_pwcpos(ref, kw.get("PWCPOS"), source)
+    wanted = (1, 2, 3) if soss_order_3 and subarray != "SUBSTRIP96" else (1, 2)
+    orders = tuple(o for o in wanted if o in ref.orders)
+    shape = (ds.sizes["y"], ds.sizes["x"])
+    _check_specprofile(refs["specprofile"], shape, len(orders))
+    _check_speckernel(refs["speckernel"])
+    if soss_atoca:
+        raise NotImplementedForMode("extract_1d: ATOCA decontamination (soss_atoca=True, jwst's default) is not "
+                                    "implemented for NIRISS SOSS yet; run with soss_atoca=False for the box extraction")
+
+    traces = [pastasoss.trace(ref, o, pwcpos, subarray) for o in orders]
+    weights = np.stack([box_weights(t.y, soss_width, shape) for t in traces])
+    if subarray == "SUBSTRIP96":
+        weights[orders.index(2)] = 1.0
+    lengths = np.array([t.x.size for t in traces])
+    wavelength = np.full((len(orders), lengths.max()), np.nan)
+    for k, t in enumerate(traces):
+        wavelength[k, : t.x.size] = t.wavelength
+    lo, hi = _weight_rows(weights)
+    static, fill_pix, fill_data, fill_err = exposure_statistics(ds)
+    primary = {"SOSSWDTH": float(soss_width), "OVERSAMP": RECORDED_N_OS, "THRESHLD": RECORDED_THRESHOLD}
+    return SossPlan(orders, lengths, wavelength, weights, lo, hi, static, fill_pix, fill_data, fill_err,
+                    np.asarray(ds["integration_number"].values), primary)
+
+
+def exposure_statistics(ds: xr.Dataset):
+    """(static mask, in-fill pixel indices, in-fill values, in-fill errors) over all integrations.
+
+    Static mask: DO_NOT_USE in every integration, not finite in every integration, or a reference pixel
+    in the first one.  In-fill pixels: not finite (value or error) in some integration.
+    """
+    sci, err, dq = (ds[n].transpose("integration", "y", "x").data for n in ("sci", "err", "dq"))
+    sci, err, dq = (a if isinstance(a, da.Array) else da.from_array(a, chunks=(8, -1, -1)) for a in (sci, err, dq))
+    nints, _, nx = sci.shape
+    bad = ~(da.isfinite(sci) & da.isfinite(err))
+    any_bad, all_bad, all_dnu, first_dq = dask.compute(
+        bad.any(axis=0), bad.all(axis=0), ((dq & np.uint32(PIXEL["DO_NOT_USE"])) != 0).all(axis=0), dq[0])
+    refmask = (first_dq & np.uint32(PIXEL["REFERENCE_PIXEL"])) != 0
+    ys, xs = np.nonzero(any_bad)
+    if ys.size:
+        sel_y, sel_x = xr.DataArray(ys, dims="pixel"), xr.DataArray(xs, dims="pixel")
+        series = [ds[n].isel(y=sel_y, x=sel_x).transpose("integration", "pixel").data for n in ("sci", "err")]
+        data, error = (np.asarray(a) for a in dask.compute(*series))
+    else:
+        data = error = np.zeros((nints, 0), np.float32)
+    fill_data, fill_err = infill(data.astype(np.float32), error.astype(np.float32), refmask[ys, xs])
+    static = all_dnu | all_bad | refmask
+    return static, (ys * nx + xs).astype(np.int64), fill_data, fill_err
+
+
+def infill(data: np.ndarray, error: np.ndarray, refmask: np.ndarray):
+    """jwst's in-fill of (nints, npix) series: values not finite -> running median in time (window
+    ``TIME_WINDOW``, reflected at the ends) of the series with gaps set to the all-integration median;
+    errors of pixels bad in an integration -> 10x the median error (inf for reference pixels and
+    pixels bad everywhere)."""
+    import warnings
+
+    nints = data.shape[0]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        med_err = np.nanmedian(error, axis=0)
+        med_data = np.nanmedian(data, axis=0)
+    all_bad = (np.isfinite(error) & np.isfinite(data)).sum(axis=0) == 0
+    med_err[all_bad | refmask] = np.inf
+    med_data[all_bad] = 0
+    gaps = ~np.isfinite(data)
+    filled = np.where(gaps, med_data[None, :], data)
+    running = ndimage.median_filter(filled, min(nints, TIME_WINDOW), axes=(0,))
+    values = np.where(gaps, running, data).astype(np.float32)
+    err64 = error.astype(np.float64)
+    bad = gaps | ~np.isfinite(err64)
+    err64 = np.where(bad, np.broadcast_to(med_err * np.float32(ERROR_INFLATION), err64.shape), err64)
+    return values, err64
+
+
+def apply(ds: xr.Dataset, plan: SossPlan) -> xr.Dataset:
+    """Spectra of ``ds`` over (order, integration, spectral): lazy for dask cubes, computed for numpy."""
+    sci, err = (ds[n].transpose("integration", "y", "x").data for n in ("sci", "err"))
+    numbers = np.asarray(ds["integration_number"].values)
+    rows = np.searchsorted(plan.integration_numbers, numbers)
+    norders, nx = len(plan.orders), ds.sizes["x"]
+    if isinstance(sci, da.Array):
+        sci = sci.rechunk((sci.chunks[0], -1, -1))
+        err = err.rechunk(sci.chunks)
+        row_chunks = da.from_array(rows, chunks=(sci.chunks[0],))
+        flat = da.map_blocks(_extract_block, sci, err, row_chunks[:, None, None], dask.delayed(plan, pure=True),
+                             dtype=np.float64, chunks=(sci.chunks[0], (norders * len(COLUMNS),), (nx,)))
+        block = flat.reshape((flat.shape[0], norders, len(COLUMNS), nx))
+    else:
+        block = _extract_block(sci, err, rows[:, None, None], plan).reshape((-1, norders, len(COLUMNS), nx))
+    nmax = plan.wavelength.shape[1]
+    dims = ("order", "integration", "spectral")
+    data_vars = {"wavelength": (("order", "spectral"), plan.wavelength, {"units": "um"})}
+    for c, name in enumerate(COLUMNS):
+        column = block[:, :, c, :nmax].transpose(1, 0, 2) if isinstance(block, da.Array) else \
+            np.ascontiguousarray(block[:, :, c, :nmax].transpose(1, 0, 2))
+        data_vars[name] = (dims, column, {"units": "DN/s"} if name != "npixels" else {})
+    flux = data_vars["flux"][1]
+    lib = da if isinstance(flux, da.Array) else np
+    for name in ZERO_COLUMNS:   # columns jwst's SOSS extraction leaves at zero
+        zeros = lib.zeros_like(flux, dtype=np.uint32 if name == "dq" else np.float64)
+        data_vars[name] = (dims, zeros, {"units": "DN/s"} if name == "background" else {})
+    coords = {name: c for name, c in ds.coords.items() if c.dims == ("integration",)}
+    coords.update(sporder=("order", np.array(plan.orders, np.int32)),
+                  n_alongdisp=("order", plan.lengths.astype(np.int64)))
+    attrs = {k: v for k, v in ds.attrs.items() if k != "wcs"}
+    attrs["primary"] = {**attrs.get("primary", {}), **plan.primary}
+    attrs.update(extract1d={}, spec_meta={})
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _extract_block(sci, err, rows, plan: SossPlan):
+    """(n, norders * 3, nx) for one chunk of integrations (order-major, then flux, error, npixels)."""
+    out = soss_box.box_extract(np.ascontiguousarray(sci, np.float32), np.ascontiguousarray(err, np.float32),
+                               np.asarray(rows).reshape(-1).astype(np.int64), plan.fill_pix, plan.fill_data,
+                               plan.fill_err, plan.static_mask, plan.weights, plan.lo, plan.hi)
+    return out.reshape((out.shape[0], -1, out.shape[-1]))
+

@@ -1,0 +1,248 @@
+"""NIRISS SOSS end to end: spec2x products against jwst 3.0.0's (run offline on the same synthetic files,
+box extraction ``soss_atoca=False``), the in-fill statistics, and clear errors for bad inputs."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from stdatamodels.jwst import datamodels
+
+import spec2x
+from spec2x import cli, pastasoss
+from spec2x.errors import InputError, NotImplementedForMode, RefError
+from spec2x.synthetic import make_niriss_soss
+
+NINTS, SEED = 7, 2
+BOX = {"extract_1d": {"soss_atoca": False}}
+CUBE_EXTENSIONS = ("SCI", "ERR", "VAR_POISSON", "VAR_RNOISE", "VAR_FLAT")
+X1D_COLUMNS = ("WAVELENGTH", "FLUX", "FLUX_ERROR", "FLUX_VAR_POISSON", "FLUX_VAR_RNOISE", "FLUX_VAR_FLAT",
+               "SURF_BRIGHT", "SB_ERROR", "BACKGROUND", "BKGD_ERROR", "NPIXELS",
+               "MJD-BEG", "MJD-AVG", "MJD-END", "TDB-BEG", "TDB-MID", "TDB-END")
+IGNORED_KEYWORDS = {"DATE", "CAL_VER", "CAL_VCS", "CRDS_VER", "CRDS_CTX", "FILENAME", "CHECKSUM", "DATASUM"}
+
+
+def assert_close_where_finite(ours, theirs, rtol, what):
+    ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
+    assert ours.shape == theirs.shape, what
+    assert np.array_equal(np.isfinite(ours), np.isfinite(theirs)), f"{what}: NaN pattern differs"
+    finite = np.isfinite(theirs)
+    np.testing.assert_allclose(ours[finite], theirs[finite], rtol=rtol, atol=0, err_msg=what)
+
+
+@pytest.fixture(scope="session")
+def soss_synthetic(tmp_path_factory):
+    return make_niriss_soss(tmp_path_factory.mktemp("soss_case"), nints=NINTS, seed=SEED)
+
+
+@pytest.fixture(scope="session")
+def soss_jwst_box(soss_synthetic, jwst_oracle):
+    return jwst_oracle(soss_synthetic["rateints"][0], soss_synthetic["refs"], steps=BOX)
+
+
+@pytest.fixture(scope="module")
+def ours(soss_synthetic, tmp_path_factory):
+    out = tmp_path_factory.mktemp("soss_out")
+    _, paths = spec2x.run(soss_synthetic["rateints"][0], out, refs=soss_synthetic["refs"], chunk_ints=3, params=BOX)
+    return {p.name.split("_")[-1].removesuffix(".fits"): p for p in paths}
+
+
+@pytest.mark.parametrize("ext", CUBE_EXTENSIONS)
+def test_calints_equal_jwst(soss_jwst_box, ours, ext):
+    with fits.open(ours["calints"]) as a, fits.open(soss_jwst_box["calints"]) as b:
+        assert_close_where_finite(a[ext].data, b[ext].data, 1e-5, ext)
+        assert a[ext].header.get("BUNIT") == b[ext].header.get("BUNIT")
+
+
+def test_calints_dq_identical_and_dn_per_s(soss_jwst_box, ours):
+    with fits.open(ours["calints"]) as a, fits.open(soss_jwst_box["calints"]) as b:
+        np.testing.assert_array_equal(a["DQ"].data, b["DQ"].data)
+        np.testing.assert_array_equal(a["INT_TIMES"].data, b["INT_TIMES"].data)
+        assert a["SCI"].header["BUNIT"] == "DN/s"
+
+
+@pytest.mark.parametrize("order", (1, 2))
+@pytest.mark.parametrize("column", X1D_COLUMNS)
+def test_x1dints_box_columns_equal_jwst(soss_jwst_box, ours, order, column):
+    with fits.open(ours["x1dints"]) as a, fits.open(soss_jwst_box["x1dints"]) as b:
+        ta, tb = a["EXTRACT1D", order].data, b["EXTRACT1D", order].data
+        assert_close_where_finite(ta[column], tb[column], 1e-5, f"order {order} {column}")
+
+
+@pytest.mark.parametrize("column", ("DQ", "INT_NUM", "N_ALONGDISP", "SEGMENT"))
+def test_x1dints_integer_columns_identical(soss_jwst_box, ours, column):
+    with fits.open(ours["x1dints"]) as a, fits.open(soss_jwst_box["x1dints"]) as b:
+        for order in (1, 2):
+            np.testing.assert_array_equal(a["EXTRACT1D", order].data[column], b["EXTRACT1D", order].data[column])
+
+
+@pytest.mark.parametrize("product", ("calints", "x1dints"))
+def test_products_have_jwst_layout_and_keywords(soss_jwst_box, ours, product):
+    with fits.open(ours[product]) as a, fits.open(soss_jwst_box[product]) as b:
+        assert [(h.name, h.ver) for h in a] == [(h.name, h.ver) for h in b]
+        for ours_hdu, jwst_hdu in zip(a, b):
+            if ours_hdu.name == "ASDF":
+                continue
+            missing = set(jwst_hdu.header) - set(ours_hdu.header)
+            assert not missing, f"{ours_hdu.name}: keywords missing {sorted(missing)}"
+            for key in set(jwst_hdu.header) - IGNORED_KEYWORDS - {"COMMENT", "HISTORY", ""}:
+                if key.startswith("R_"):
+                    assert str(ours_hdu.header[key]).split("/")[-1] == str(jwst_hdu.header[key]).split("/")[-1]
+                elif isinstance(jwst_hdu.header[key], float):
+                    assert ours_hdu.header[key] == pytest.approx(jwst_hdu.header[key], rel=1e-9), key
+                else:
+                    assert ours_hdu.header[key] == jwst_hdu.header[key], (ours_hdu.name, key)
+
+
+def test_products_open_as_jwst_models(ours):
+    with datamodels.open(ours["calints"]) as cal:
+        assert type(cal).__name__ == "CubeModel"
+        wavelength = cal.meta.wcs.forward_transform(1000.0, 50.0, 1)[2]
+        assert 0.8 < wavelength < 2.9
+    with datamodels.open(ours["x1dints"]) as x1d:
+        assert type(x1d).__name__ == "TSOMultiSpecModel"
+        assert [s.spectral_order for s in x1d.spec] == [1, 2]
+        assert [s.spec_table["FLUX"].shape for s in x1d.spec] == [(NINTS, 2048), (NINTS, 1783)]
+        x1d.validate()
+
+
+def test_chunking_never_changes_spectra(soss_synthetic, ours, tmp_path):
+    _, paths = spec2x.run(soss_synthetic["rateints"][0], tmp_path, refs=soss_synthetic["refs"], chunk_ints=1,
+                          params=BOX)
+    x1d = next(p for p in paths if "x1dints" in p.name)
+    with fits.open(x1d) as a, fits.open(ours["x1dints"]) as b:
+        for order in (1, 2):
+            assert a["EXTRACT1D", order].data.tobytes() == b["EXTRACT1D", order].data.tobytes()
+
+
+def test_transit_depth_recovered(soss_synthetic, ours):
+    """The white-light order-1 flux dips by the injected depth (in-transit vs out-of-transit mean)."""
+    lc = np.array(soss_synthetic["lightcurve"])
+    with fits.open(ours["x1dints"]) as x1d:
+        white = np.nansum(x1d["EXTRACT1D", 1].data["FLUX"][:, 100:1900], axis=1)
+    depth = 1 - white[lc < 0.995].mean() / white[lc > 0.995].mean()
+    assert depth == pytest.approx(soss_synthetic["transit_depth"], abs=1.5e-3)
+
+
+def test_infill_is_a_running_median_in_time():
+    from spec2x.soss_extract import infill
+
+    data = np.arange(12, dtype=np.float32).reshape(12, 1) * np.ones((1, 2), np.float32)
+    error = np.ones_like(data)
+    data[5, 0], error[5, 0] = np.nan, np.nan
+    values, errors = infill(data, error, np.array([False, True]))
+    # window of 9 around integration 5 (median of 1..9 with the gap holding the all-int median 6)
+    assert values[5, 0] == 6.0 and errors[5, 0] == 10.0
+    np.testing.assert_array_equal(values[:, 1], data[:, 1])
+    assert errors[0, 0] == 1.0
+
+
+def test_trace_rotation_follows_pwcpos(soss_synthetic):
+    ref = pastasoss.read_pastasoss(soss_synthetic["refs"]["pastasoss"])
+    cmd = pastasoss.trace(ref, 1, ref.pwcpos_cmd)
+    moved = pastasoss.trace(ref, 1, ref.pwcpos_cmd + 0.1)
+    pivot_x = int(ref.orders[1].pivot[0])
+    # a rotation about the pivot: no shift there, a shift of ~ tan(angle) * distance far from it
+    assert abs(moved.y[pivot_x] - cmd.y[pivot_x]) < 0.01
+    assert moved.y[100] - cmd.y[100] == pytest.approx(-np.tan(np.radians(0.1)) * (pivot_x - 100), rel=0.05)
+
+
+def test_atoca_default_is_a_clear_error(soss_synthetic):
+    with pytest.raises(NotImplementedForMode, match="soss_atoca=False"):
+        spec2x.calibrate(soss_synthetic["rateints"][0], refs=soss_synthetic["refs"])
+
+
+# ---------------------------------------------------------------------------------------------- bad inputs
+def _cli_run(rateints, refs, out, capsys):
+    argv = ["run", str(rateints), "-o", str(out), *[a for k, v in refs.items() for a in ("--ref", f"{k}={v}")]]
+    code = cli.main(argv)
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.fixture(scope="module")
+def no_pwcpos(tmp_path_factory):
+    return make_niriss_soss(tmp_path_factory.mktemp("soss_nopwc"), nints=2, seed=SEED, pwcpos=None)
+
+
+def test_missing_pwcpos_is_a_clear_error(no_pwcpos, tmp_path, capsys):
+    with pytest.raises(InputError, match="rateints.fits: keyword PWCPOS .* is missing"):
+        spec2x.calibrate(no_pwcpos["rateints"][0], refs=no_pwcpos["refs"], params=BOX)
+    code, err = _cli_run(no_pwcpos["rateints"][0], no_pwcpos["refs"], tmp_path / "out", capsys)
+    assert code == 2 and len(err) == 1 and "PWCPOS" in err[0] and "rateints.fits" in err[0]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_specprofile_of_another_subarray_is_a_clear_error(soss_synthetic, tmp_path, capsys):
+    path = tmp_path / "specprofile96.fits"
+    with datamodels.SpecProfileModel(soss_synthetic["refs"]["specprofile"]) as model:
+        model.meta.subarray.name = "SUBSTRIP96"
+        model.save(path)
+    refs = {**soss_synthetic["refs"], "specprofile": str(path)}
+    with pytest.raises(RefError, match="specprofile96.fits: SUBARRAY=SUBSTRIP96 but the exposure has SUBARRAY=SUBSTRIP256"):
+        spec2x.calibrate(soss_synthetic["rateints"][0], refs=refs, params=BOX)
+    code, err = _cli_run(soss_synthetic["rateints"][0], refs, tmp_path / "out", capsys)
+    assert code == 2 and len(err) == 1 and "specprofile96.fits" in err[0] and "SUBARRAY" in err[0]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_specprofile_of_another_shape_is_a_clear_error(soss_synthetic, tmp_path):
+    path = tmp_path / "specprofile_small.fits"
+    with datamodels.SpecProfileModel(soss_synthetic["refs"]["specprofile"]) as model:
+        for prof in model.profile:
+            prof.data = prof.data[:136]
+        model.save(path)
+    refs = {**soss_synthetic["refs"], "specprofile": str(path)}
+    with pytest.raises(RefError, match=r"specprofile_small.fits: profile\[0\].data is 136x2088 with padding 20"):
+        spec2x.calibrate(soss_synthetic["rateints"][0], refs=refs, params=BOX)
+
+
+def test_pastasoss_missing_an_order_is_a_clear_error(soss_synthetic, tmp_path, capsys):
+    from spec2x.synthetic.niriss_soss import make_pastasoss
+
+    path = tmp_path / "pastasoss_order1.asdf"
+    make_pastasoss(path, orders=(1,))
+    refs = {**soss_synthetic["refs"], "pastasoss": str(path)}
+    with pytest.raises(RefError, match=r"pastasoss_order1.asdf: traces\[\].spectral_order has no order 2"):
+        spec2x.calibrate(soss_synthetic["rateints"][0], refs=refs, params=BOX)
+    code, err = _cli_run(soss_synthetic["rateints"][0], refs, tmp_path / "out", capsys)
+    assert code == 2 and len(err) == 1 and "pastasoss_order1.asdf" in err[0] and "spectral_order" in err[0]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_demo_mode_soss_writes_both_products(tmp_path, capsys):
+    assert cli.main(["demo", "--mode", "soss", "--nints", "2", "-o", str(tmp_path)]) == 0
+    products = sorted(p.name for p in (tmp_path / "products").iterdir() if not p.name.startswith("."))
+    assert [p.rsplit("_", 1)[-1] for p in products] == ["calints.fits", "x1dints.fits"]
+    with fits.open(tmp_path / "products" / products[1]) as x1d:
+        assert [h.header.get("SPORDER") for h in x1d if h.name == "EXTRACT1D"] == [1, 2]
+        assert x1d["EXTRACT1D", 1].columns["FLUX"].unit == "MJy"
+
+
+@pytest.fixture(scope="module")
+def substrip96(tmp_path_factory, jwst_oracle):
+    """A SUBSTRIP96 case (traces 10 rows lower; order 2 extracted over the whole frame) and both products."""
+    case = make_niriss_soss(tmp_path_factory.mktemp("soss96"), nints=5, seed=SEED, subarray="SUBSTRIP96")
+    _, paths = spec2x.run(case["rateints"][0], tmp_path_factory.mktemp("soss96_out"), refs=case["refs"],
+                          chunk_ints=2, params=BOX)
+    ours = {p.name.split("_")[-1].removesuffix(".fits"): p for p in paths}
+    return ours, jwst_oracle(case["rateints"][0], case["refs"], steps=BOX)
+
+
+def test_substrip96_equals_jwst(substrip96):
+    ours, theirs = substrip96
+    with fits.open(ours["calints"]) as a, fits.open(theirs["calints"]) as b:
+        assert a["SCI"].data.shape[1] == 96
+        assert_close_where_finite(a["SCI"].data, b["SCI"].data, 1e-5, "SCI")
+        np.testing.assert_array_equal(a["DQ"].data, b["DQ"].data)
+    with fits.open(ours["x1dints"]) as a, fits.open(theirs["x1dints"]) as b:
+        assert [(h.name, h.ver) for h in a] == [(h.name, h.ver) for h in b]
+        for order in (1, 2):
+            for column in ("WAVELENGTH", "FLUX", "FLUX_ERROR", "NPIXELS"):
+                assert_close_where_finite(a["EXTRACT1D", order].data[column], b["EXTRACT1D", order].data[column],
+                                          1e-5, f"order {order} {column}")
+
+
+def test_zarr_of_several_orders_is_a_clear_error(soss_synthetic, tmp_path):
+    from spec2x.errors import Spec2xError
+
+    with pytest.raises(Spec2xError, match="zarr products of several spectral orders"):
+        spec2x.run(soss_synthetic["rateints"][0], tmp_path, refs=soss_synthetic["refs"], params=BOX, fmt="zarr")
+    assert list(tmp_path.iterdir()) == []
