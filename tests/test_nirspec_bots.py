@@ -278,17 +278,50 @@ def test_gwa_rotation_matches_stdatamodels():
     np.testing.assert_allclose(gwa_rotation(angles).inverse(*ours), (x, y, z), rtol=1e-12, atol=1e-13)
 
 
-def test_nirspec_aperture_correction_is_a_clear_error(bots, lrs_synthetic, tmp_path):
-    """jwst applies a NIRSpec APCORR (pixel-phase tables) that spec2x does not implement yet: say so."""
-    from spec2x.errors import NotImplementedForMode
+def test_aperture_correction_applied_from_the_first_integration(bots):
+    """The APCORR correction multiplies flux by the same factor in every integration (jwst tabulates it
+    from the first integration's pixel counts), not 1 inside the table, exactly 1 beyond its red end."""
+    plain = spec2x.calibrate(bots.rateints, refs={**bots.refs, "apcorr": "N/A"}).spectra
+    corrected = spec2x.calibrate(bots.rateints, refs=bots.refs).spectra
+    ratio = corrected["flux"].values / plain["flux"].values
+    wl = corrected["wavelength"].values
+    good = np.isfinite(ratio).all(axis=0)
+    np.testing.assert_allclose(ratio[:, good], np.broadcast_to(ratio[0, good], ratio[:, good].shape), rtol=1e-12)
+    with fits.open(bots.refs["apcorr"]) as hdul:
+        red_end = hdul["APCORR"].data["wavelength"].max()
+    inside, beyond = good & (wl <= red_end), good & (wl > red_end)
+    assert inside.any() and (beyond.any() or bots.info["subarray"] == "SUB512")   # SUB512: the blue end only
+    assert np.all(ratio[0, inside] > 1.005) and np.all(ratio[0, inside] < 1.2)
+    np.testing.assert_array_equal(ratio[0, beyond], 1.0)
+    np.testing.assert_allclose(corrected["flux_var_poisson"].values[:, good] / plain["flux_var_poisson"].values[:, good],
+                               ratio[:, good] ** 2, rtol=1e-10)
+    np.testing.assert_array_equal(corrected["background"].values, plain["background"].values)
 
-    apcorr = tmp_path / "apcorr_nrs.fits"
-    shutil.copy(lrs_synthetic.refs["apcorr"], apcorr)
-    with fits.open(apcorr, mode="update") as hdul:
-        hdul[0].header.update(INSTRUME="NIRSPEC", DETECTOR=bots.info["detector"], P_EXP_TY="NRS_BRIGHTOBJ|",
-                              FILTER="N/A")
-    with pytest.raises(NotImplementedForMode, match="apcorr_nrs.fits: aperture correction for NIRSPEC.*apcorr=N/A"):
-        spec2x.calibrate(bots.rateints, refs={**bots.refs, "apcorr": str(apcorr)})
+
+def test_phase_correction_closed_form():
+    """A correction linear in size, wavelength and phase is interpolated exactly; sizes are per wavelength;
+    the size axis clamps; outside the wavelengths, or with sizes not increasing, it is 1."""
+    from spec2x.steps.extract_1d import phase_correction
+
+    wl = np.array([3.0, 1.0, 2.0], np.float32)                      # unsorted, as a table may be
+    size = np.stack([wl * 0 + 2, wl * 0 + 4 + (wl - 1)]).astype(np.float32)   # 2 sizes x 3 wavelengths
+    phase = np.array([0.0, 1.0], np.float32)
+    corr = (1 + 0.1 * size[:, :, None] + 0.01 * wl[None, :, None] + 0.2 * phase[None, None, :]).astype(np.float32)
+    table = {"wavelength": wl, "size": size, "pixphase": phase, "apcorr": corr}
+    got = phase_correction(table, np.array([1.5, 2.0, 2.0, 0.5]), np.array([3.0, 2.5, 9.0, 3.0]))
+    np.testing.assert_allclose(got[:3], [1 + 0.1 * 3.0 + 0.015 + 0.1, 1 + 0.25 + 0.02 + 0.1, 1 + 0.1 * 5 + 0.02 + 0.1],
+                               rtol=1e-6)
+    assert got[3] == 1.0
+    flat = {**table, "size": np.full_like(size, 2.0)}
+    np.testing.assert_array_equal(phase_correction(flat, np.array([1.5]), np.array([3.0])), [1.0])
+
+
+def test_apcorr_without_the_slit_names_file_and_keywords(bots, tmp_path):
+    from spec2x.steps.extract_1d import nirspec_apcorr_table
+
+    kw = {"FILTER": bots.info["filter"], "GRATING": bots.info["grating"]}
+    with pytest.raises(RefError, match=r"apcorr.fits: 0 rows for FILTER=F\d+LP GRATING=G\d+H SLIT=S400A1"):
+        nirspec_apcorr_table(bots.refs["apcorr"], kw, "S400A1", None, (None, None, 3.0), 1)
 
 
 def _digest(paths):

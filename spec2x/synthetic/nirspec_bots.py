@@ -1,10 +1,10 @@
 """Deterministic synthetic NIRSpec BOTS (NRS_BRIGHTOBJ, S1600A1) exposures and all their reference files,
 for demos, tests and benchmarks.
 
-``make_nirspec_bots`` writes a ``_rateints`` CubeModel (NRS1 or NRS2, a 32-row subarray) and the 15
+``make_nirspec_bots`` writes a ``_rateints`` CubeModel (NRS1 or NRS2, a 32-row subarray) and the 16
 reference files Spec2Pipeline reads for this mode: the optical model of the slit WCS (fpa, camera,
 collimator, disperser, fore, msa, ote, wavelengthrange), the wavelength zero-point correction (wavecorr),
-the three flat parts (full-frame fflat/sflat/dflat), photom, area and extract1d.
+the three flat parts (full-frame fflat/sflat/dflat), photom, area, extract1d and apcorr.
 
 The optical model is a paraxial toy of NIRSpec with the real model's structure: pixels -> focal plane
 metres (FPA) -> camera tangent angles -> grating (groove density chosen so the grating/filter band
@@ -57,7 +57,7 @@ VELOSYS = 25_000.0       # m/s
 EFFINTTM = 10.0          # s
 DEFAULT_NAME = "jw09999001001_04101_00001-seg001_nrs1"
 REF_FILES = ("fpa", "camera", "collimator", "disperser", "fore", "msa", "ote", "wavelengthrange", "wavecorr",
-             "fflat", "sflat", "dflat", "photom", "area", "extract1d")
+             "fflat", "sflat", "dflat", "photom", "area", "extract1d", "apcorr")
 
 
 def groove_density(lam_range, nx=2048):
@@ -248,6 +248,29 @@ def make_wavecorr(path: Path, grating: str, detector: str):
     save(m, path)
 
 
+def make_apcorr(path: Path, detector: str = "NRS1"):
+    """NIRSpec FS aperture correction (NrsFsApcorrModel): for every grating/filter and slit, the
+    correction vs wavelength (micron, covering all but the red end of the band, so the last elements
+    go uncorrected as in jwst), aperture size (arcsec, slowly growing with wavelength) and pixel phase
+    (0.5 falls between the tabulated phases): 1 + 0.4 exp(-size/0.45") (1 + 0.05 (wl - 3)) (1 + 0.1 phase)."""
+    nwl, nsize, phases = 30, 12, np.array([0.0, 0.3, 0.7, 1.0], np.float32)
+    rows = []
+    for grating, (filt, (lo, hi)) in GRATINGS.items():
+        wl = np.linspace(lo * 1e6 - 0.1, hi * 1e6 - 0.5, nwl).astype(np.float32)
+        size = (np.linspace(0.2, 2.4, nsize)[:, None] * (1 + 0.02 * (wl[None, :] - wl[0]))).astype(np.float32)
+        corr = (1 + 0.4 * np.exp(-size[:, :, None] / 0.45) * (1 + 0.05 * (wl[None, :, None] - 3.0))
+                * (1 + 0.1 * phases[None, None, :])).astype(np.float32)
+        for slit in ("S200A1", "S1600A1"):
+            rows.append((filt, grating, slit, wl, nwl, size, nsize, phases, corr, 0.01 * corr))
+    dt = [("filter", "S12"), ("grating", "S15"), ("slit", "S15"), ("wavelength", "f4", (nwl,)), ("nelem_wl", "i2"),
+          ("size", "f4", (nsize, nwl)), ("nelem_size", "i2"), ("pixphase", "f4", (phases.size,)),
+          ("apcorr", "f4", (nsize, nwl, phases.size)), ("apcorr_err", "f4", (nsize, nwl, phases.size))]
+    m = _meta(datamodels.NrsFsApcorrModel(), "apcorr", detector=detector)
+    m.apcorr_table = np.array(rows, dtype=dt)
+    m.sizeunit = "arcsec"
+    save(m, path)
+
+
 def make_extract1d(path: Path, rows: tuple):
     """Box of 12 rows centred on the trace in the cut-out, background from 2 rows at each edge."""
     centre = 0.5 * (rows[0] + rows[1])
@@ -406,6 +429,8 @@ def make_nirspec_bots(outdir, nints=10, seed=1, grating="G395H", subarray="SUB20
     refs.update(make_photom_area(refdir, grating, detector))
     refs["wavecorr"] = refdir / "wavecorr.asdf"
     make_wavecorr(refs["wavecorr"], grating, detector)
+    refs["apcorr"] = refdir / "apcorr.fits"
+    make_apcorr(refs["apcorr"], detector)
     refs["extract1d"] = refdir / "extract1d.json"
     # extraction rows relative to the cut-out that extract_2d will make
     from spec2x import nirspec_wcs
