@@ -41,7 +41,7 @@ from gwcs.spectroscopy import (
 from gwcs.utils import to_index
 from gwcs.wcstools import grid_from_bounding_box
 
-from spec2x.errors import RefError
+from spec2x.errors import RefError, Spec2xError
 
 SLIT_Y_RANGE = (-0.55, 0.55)     # jwst assign_wcs slit_y_low / slit_y_high defaults
 FULL_RANGE = (0.6e-6, 5.3e-6)     # NIRSpec wavelength range used when the selector is missing
@@ -171,7 +171,9 @@ def prism_wavelength(prism: Prism):
     n_prism = _sqrt(_square(across) + _square(a_in) + _square(b_in), 3)
     n_prism.name = "n_prism"
     n = refraction_index(prism)(PRISM_LAMBDA)
-    table = Tabular1D(points=(np.flipud(n),), lookup_table=np.flipud(PRISM_LAMBDA), bounds_error=False)
+    # contiguous copies: a gwcs holding views would serialise them as strided views of a shared block
+    table = Tabular1D(points=(np.ascontiguousarray(n[::-1]),), lookup_table=np.ascontiguousarray(PRISM_LAMBDA[::-1]),
+                      bounds_error=False)
     return n_prism | table
 
 
@@ -261,8 +263,6 @@ def _read_prism(d, path: str, kw: dict) -> Prism:
     if missing:
         raise RefError("assign_wcs", "disperser", f"{path}: GRATING=PRISM needs {', '.join(missing)} (not a prism)")
     if kw.get("GWA_TILT") is None:
-        from spec2x.errors import Spec2xError
-
         raise Spec2xError("assign_wcs: GRATING=PRISM needs the GWA temperature keyword GWA_TILT, which is missing")
     return Prism(float(d.angle), tuple(float(v) for v in d.kcoef), tuple(float(v) for v in d.lcoef),
                  tuple(float(v) for v in d.tcoef), float(d.tref), float(d.pref), float(kw["GWA_TILT"]))
@@ -406,6 +406,13 @@ def slit_wcs(o: Optics, p, detector: str, offset=None) -> WCS:
                 (f["gwa"], gwa2slit), (f["slit_frame"], steps[0]), (f["msa_frame"], steps[1]),
                 (f["oteip"], steps[2]), (f["v2v3"], steps[3]), (f["v2v3vacorr"], steps[4]), (f["world"], None)]
     return WCS(pipeline)
+
+
+def shared_steps(wcs: WCS) -> WCS:
+    """A new gwcs on the same frames and transform objects (no deep copy, which costs ~0.5 s for this
+    chain): its steps can be replaced or inserted without touching ``wcs``; spec2x never modifies a
+    transform in place once it is in a gwcs."""
+    return WCS([(step.frame, step.transform) for step in wcs.pipeline], name=wcs.name)
 
 
 def bounding_box(wcs: WCS, wrange, ymin=SLIT_Y_RANGE[0], ymax=SLIT_Y_RANGE[1]):

@@ -372,3 +372,26 @@ def test_chunks_and_processes_never_change_bytes(bots, tmp_path):
     with dask.config.set(scheduler="processes"):
         _, paths = spec2x.run(bots.rateints, tmp_path, refs=bots.refs, chunk_ints=1)
     assert _digest(paths) == _digest(bots.ours.values())
+
+
+@pytest.mark.parametrize("dtype", (np.float32, np.float64))
+def test_clean_wavelengths_equals_column_by_column_nanmean(dtype):
+    """The vectorised gap filling gives np.nanmean's bits, column by column (numpy's pairwise order), at
+    the row counts of real cut-outs and beyond the 128-element block."""
+    from spec2x.nirspec_flat import clean_wavelengths, column_sums
+
+    rng = np.random.default_rng(5)
+    for rows in (5, 24, 31, 300):
+        wl = (rng.uniform(0.6, 5.3, (rows, 400)) * 10 ** rng.uniform(-2, 2, (rows, 400))).astype(dtype)
+        wl[rng.uniform(size=wl.shape) < 0.2] = np.nan
+        wl[:, :3] = np.nan                                   # leading columns without any wavelength
+        wl[0, 10] = -1.0
+        np.testing.assert_array_equal(column_sums(np.nan_to_num(wl)),
+                                      [np.sum(np.nan_to_num(wl[:, j])) for j in range(wl.shape[1])])
+        expected = wl.copy()
+        expected[expected <= 0] = np.nan
+        for j in range(3, wl.shape[1]):
+            column = expected[:, j]
+            column[np.isnan(column)] = np.nanmean(column)
+        expected[:, :3] = expected[:, 3][:, None]
+        np.testing.assert_array_equal(clean_wavelengths(wl), expected)

@@ -504,8 +504,8 @@ def phase_correction(table: dict, wavelength: np.ndarray, npixels: np.ndarray) -
     """jwst's pixel-phase correction for each (wavelength, npixels): the apcorr[size, wavelength, phase]
     cube linearly interpolated to phase 0.5, the sizes to the wavelength, then bilinear (clamped) in
     (wavelength, size); 1 where the wavelength is outside the table, the sizes are not increasing, or
-    the correction is 0."""
-    from scipy.interpolate import interp1d
+    the correction is 0.  scipy's degree-1 spline, as jwst, so the factors are the same to the bit."""
+    from scipy.interpolate import RectBivariateSpline, interp1d
 
     try:
         at_phase = interp1d(table["pixphase"], table["apcorr"])(_PIXEL_PHASE)
@@ -523,7 +523,7 @@ def phase_correction(table: dict, wavelength: np.ndarray, npixels: np.ndarray) -
         size_wl = np.asarray(sizes(wl), np.float64)
         if not np.all(np.diff(size_wl) > 0):
             continue
-        c = k1d.bilinear(grid_wl, size_wl, grid, float(wl), float(npx))
+        c = RectBivariateSpline(grid_wl, size_wl, grid, kx=1, ky=1)(wl, npx).item()
         corr[o] = c if c != 0 else 1.0
     return corr
 
