@@ -139,7 +139,7 @@ MODES = (
           "pathloss", "photom", "cube_build", "extract_1d"), ("cal", "s3d", "x1d")),
     Mode("NIRSpec BOTS (TSO)", ("NRS_BRIGHTOBJ",),
          ("assign_wcs", "extract_2d", "srctype", "wavecorr", "flat_field", "photom", "extract_1d"),
-         ("calints", "x1dints"), note="S1600A1; G140H/G235H/G395H (and M) gratings, NRS1/NRS2; PRISM is not implemented",
+         ("calints", "x1dints"), note="S1600A1; PRISM/CLEAR and the G140H/G235H/G395H (and M) gratings, NRS1/NRS2",
          cal_model="SlitModel", x1d_model="TSOMultiSpecModel",
          implemented={"assign_wcs": (NIRSPEC_SLIT_WCS, ()), "extract_2d": ((), ("wavelengthrange",)), "srctype": ((), ()),
                       "wavecorr": ((), ("wavecorr",)), "flat_field": ((), ("fflat", "sflat", "dflat")),

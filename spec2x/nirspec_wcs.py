@@ -5,7 +5,9 @@ The chain is jwst 3.0.0's (``assign_wcs/nirspec.py: slits_wcs``), for one slit w
     detector  -> sca         subarray (and cut-out) offsets; NRS2 is flipped in x and y
     sca       -> gwa         FPA -> camera -> direction cosines -> rotation at the grating (GWA)
     gwa       -> slit_frame  y in the slit from the incoming beta angle (look-up table), lambda from
-                             the grating equation, x_slit = 0; NaN outside [slit_ymin, slit_ymax]
+                             the grating equation (PRISM: refraction index from the angles, then
+                             lambda from a tabulated Sellmeier law), x_slit = 0; NaN outside
+                             [slit_ymin, slit_ymax]
     slit_frame-> msa_frame   slit position on the MSA (fixed slits are MSA quadrant 5)
     msa_frame -> oteip       FORE optics
     oteip     -> v2v3        OTE, lambda metres -> microns
@@ -29,17 +31,24 @@ from astropy.constants import c as speed_of_light
 from astropy.modeling.models import Const1D, Identity, Mapping, Scale, Shift, Tabular1D
 from gwcs import WCS
 from gwcs import coordinate_frames as cf
-from gwcs.spectroscopy import AnglesFromGratingEquation3D, WavelengthFromGratingEquation
+from gwcs.spectroscopy import (
+    AnglesFromGratingEquation3D,
+    SellmeierGlass,
+    SellmeierZemax,
+    Snell3D,
+    WavelengthFromGratingEquation,
+)
 from gwcs.utils import to_index
 from gwcs.wcstools import grid_from_bounding_box
 
-from spec2x.errors import RefError
+from spec2x.errors import RefError, Spec2xError
 
 SLIT_Y_RANGE = (-0.55, 0.55)     # jwst assign_wcs slit_y_low / slit_y_high defaults
 FULL_RANGE = (0.6e-6, 5.3e-6)     # NIRSpec wavelength range used when the selector is missing
 BBOX_STEP = 1e-10                 # wavelength step (m) of the slit-edge trace used for the bounding box
 # Fixed slits: their row in MSA quadrant 5 of the MSA reference
 FIXED_SLITS = {"S200A1": 0, "S200A2": 1, "S400A1": 2, "S1600A1": 3, "S200B1": 4}
+PRISM_LAMBDA = np.arange(0.3, 8.005, 0.005) * 1e-6   # jwst's wavelength grid (m) of the n -> lambda table
 
 
 # ----------------------------------------------------------------------------- model builders
@@ -113,6 +122,61 @@ def slit_mask(ymin: float, ymax: float):
     return model
 
 
+@dataclass(frozen=True)
+class Prism:
+    """The PRISM disperser: angle (deg), Sellmeier K/L and thermal coefficients, reference temperature
+    (K) and pressure (atm), and the exposure's GWA temperature (GWA_TILT, K)."""
+
+    angle: float
+    kcoef: tuple
+    lcoef: tuple
+    tcoef: tuple
+    tref: float
+    pref: float
+    temperature: float
+
+
+def refraction_index(prism: Prism):
+    """Wavelength (m) -> refraction index: the Sellmeier glass law, or its Zemax form with air and
+    thermal terms when the GWA is 20 K or more above the reference temperature (as jwst's Snell)."""
+    if prism.temperature - prism.tref < 20:
+        law = SellmeierGlass(list(prism.kcoef), list(prism.lcoef))
+    else:
+        law = SellmeierZemax(prism.temperature, prism.tref, prism.pref, prism.pref, B_coef=list(prism.kcoef),
+                             C_coef=list(prism.lcoef), D_coef=list(prism.tcoef[:3]), E_coef=list(prism.tcoef[3:]))
+    return Scale(1.0e6) | law
+
+
+def prism_snell(prism: Prism):
+    """(lambda, alpha_in, beta_in, z_in) -> outgoing direction cosines at the GWA: refraction into the
+    prism, reflection on its back face (rotated by the prism angle), refraction out."""
+    n = refraction_index(prism)
+    flip = Scale(-1) & Scale(-1) & Identity(1)
+    inverse_n = (_pick(0, 1) | Const1D(1.0)) / Identity(1)
+    model = (Mapping((0, 0, 1, 2, 3)) | n & n & Identity(3)
+             | Identity(1) & Snell3D()
+             | Identity(1) & (_axis_rotation("y", prism.angle) | flip | _axis_rotation("y", -prism.angle))
+             | inverse_n & Identity(3) | Snell3D())
+    model.name = "snell_law"
+    return model
+
+
+def prism_wavelength(prism: Prism):
+    """(alpha_in, beta_in, alpha_out) -> lambda (m): the prism's refraction index from the angles, then
+    lambda from n tabulated on jwst's grid."""
+    a = np.deg2rad(prism.angle)
+    sa, ca = np.sin(a), np.cos(a)
+    a_in, b_in, a_out = _pick(0, 3), _pick(1, 3), _pick(2, 3)
+    across = (a_out + (a_in | Scale(1 - 2 * sa ** 2))) / (_pick(0, 3) | Const1D(2 * sa * ca))
+    n_prism = _sqrt(_square(across) + _square(a_in) + _square(b_in), 3)
+    n_prism.name = "n_prism"
+    n = refraction_index(prism)(PRISM_LAMBDA)
+    # contiguous copies: a gwcs holding views would serialise them as strided views of a shared block
+    table = Tabular1D(points=(np.ascontiguousarray(n[::-1]),), lookup_table=np.ascontiguousarray(PRISM_LAMBDA[::-1]),
+                      bounds_error=False)
+    return n_prism | table
+
+
 def velocity_model(velosys: float):
     """Observed -> barycentric wavelength factor (jwst's velocity_correction)."""
     factor = 1 / (1 + velosys / speed_of_light.value)
@@ -133,10 +197,11 @@ class Optics:
     ote: object
     msa_model: object
     slit_row: np.ndarray      # [id, xcenter, ycenter, xsize, ysize] of the slit in quadrant 5
-    groove_density: float
+    groove_density: float | None   # None for the prism
     angles: tuple             # theta_x, theta_y, theta_z, tilt_y (deg), GWA tilt corrections applied
     order: int
     wrange: tuple
+    prism: Prism | None = None
 
 
 def _open(model_class, path: str, reftype: str):
@@ -175,10 +240,10 @@ def read_optics(refs: dict, kw: dict, slit: str) -> Optics:
         msa_model, data = q5.model, np.asarray(q5.data)
     row = FIXED_SLITS[slit]
     with _open("DisperserModel", refs["disperser"], "disperser") as d:
+        prism = None
         if str(kw.get("GRATING", "")).upper() == "PRISM":
-            raise RefError("assign_wcs", "disperser", f"{refs['disperser']}: GRATING=PRISM (Snell-law prism) "
-                           "is not implemented")
-        if d.groovedensity is None:
+            prism = _read_prism(d, refs["disperser"], kw)
+        elif d.groovedensity is None:
             raise RefError("assign_wcs", "disperser", f"{refs['disperser']}: no groovedensity (not a grating)")
         theta_x, theta_y = d.theta_x, d.theta_y
         if kw.get("GWA_XTIL") is not None:
@@ -186,9 +251,21 @@ def read_optics(refs: dict, kw: dict, slit: str) -> Optics:
         if kw.get("GWA_YTIL") is not None:
             theta_x = theta_x + _tilt_correction(d.gwa_tilty, kw["GWA_YTIL"])
         angles = (float(theta_x), float(theta_y), float(d.theta_z), float(d.tilt_y))
-        groove_density = float(d.groovedensity)
+        groove_density = None if prism else float(d.groovedensity)
     order, wrange = spectral_order_range(refs["wavelengthrange"], kw)
-    return Optics(fpa, camera, collimator, fore, ote, msa_model, data[row], groove_density, angles, order, wrange)
+    return Optics(fpa, camera, collimator, fore, ote, msa_model, data[row], groove_density, angles, order, wrange,
+                  prism)
+
+
+def _read_prism(d, path: str, kw: dict) -> Prism:
+    """The prism constants of disperser model ``d`` and the GWA temperature of the exposure."""
+    missing = [k for k in ("angle", "kcoef", "lcoef", "tcoef", "tref", "pref") if getattr(d, k, None) is None]
+    if missing:
+        raise RefError("assign_wcs", "disperser", f"{path}: GRATING=PRISM needs {', '.join(missing)} (not a prism)")
+    if kw.get("GWA_TILT") is None:
+        raise Spec2xError("assign_wcs: GRATING=PRISM needs the GWA temperature keyword GWA_TILT, which is missing")
+    return Prism(float(d.angle), tuple(float(v) for v in d.kcoef), tuple(float(v) for v in d.lcoef),
+                 tuple(float(v) for v in d.tcoef), float(d.tref), float(d.pref), float(kw["GWA_TILT"]))
 
 
 def spectral_order_range(path: str, kw: dict):
@@ -251,11 +328,14 @@ def gwa_chain(o: Optics, velosys):
     beta_in = msa2gwa(np.zeros_like(dy), dy)[1]
     beta_to_y = Tabular1D(points=(beta_in,), lookup_table=dy, bounds_error=False, name="tabular")
 
-    lam_from_angles = (Mapping((0, 2), n_inputs=3)
-                       | WavelengthFromGratingEquation(o.groove_density, o.order, name="lambda_from_gratingeq")
-                       | Scale(-1))
-    angles_from_lam = (Mapping((0, 1, 2), n_inputs=4) | Identity(1) & Scale(-1) & Identity(1)
-                       | AnglesFromGratingEquation3D(o.groove_density, o.order, name="alpha_from_greq"))
+    if o.prism is not None:
+        lam_from_angles, angles_from_lam = prism_wavelength(o.prism), prism_snell(o.prism)
+    else:
+        lam_from_angles = (Mapping((0, 2), n_inputs=3)
+                           | WavelengthFromGratingEquation(o.groove_density, o.order, name="lambda_from_gratingeq")
+                           | Scale(-1))
+        angles_from_lam = (Mapping((0, 1, 2), n_inputs=4) | Identity(1) & Scale(-1) & Identity(1)
+                           | AnglesFromGratingEquation3D(o.groove_density, o.order, name="alpha_from_greq"))
     if velosys is not None:
         vcorr = velocity_model(velosys)
         lam_from_angles = lam_from_angles | vcorr
@@ -326,6 +406,13 @@ def slit_wcs(o: Optics, p, detector: str, offset=None) -> WCS:
                 (f["gwa"], gwa2slit), (f["slit_frame"], steps[0]), (f["msa_frame"], steps[1]),
                 (f["oteip"], steps[2]), (f["v2v3"], steps[3]), (f["v2v3vacorr"], steps[4]), (f["world"], None)]
     return WCS(pipeline)
+
+
+def shared_steps(wcs: WCS) -> WCS:
+    """A new gwcs on the same frames and transform objects (no deep copy, which costs ~0.5 s for this
+    chain): its steps can be replaced or inserted without touching ``wcs``; spec2x never modifies a
+    transform in place once it is in a gwcs."""
+    return WCS([(step.frame, step.transform) for step in wcs.pipeline], name=wcs.name)
 
 
 def bounding_box(wcs: WCS, wrange, ymin=SLIT_Y_RANGE[0], ymax=SLIT_Y_RANGE[1]):

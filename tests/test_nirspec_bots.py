@@ -27,7 +27,8 @@ X1D_COLUMNS = ("WAVELENGTH", "FLUX", "FLUX_ERROR", "FLUX_VAR_POISSON", "FLUX_VAR
 IGNORED_KEYWORDS = {"DATE", "CAL_VER", "CAL_VCS", "CRDS_VER", "CRDS_CTX", "FILENAME", "CHECKSUM", "DATASUM",
                     "COMMENT", "HISTORY", ""}
 # (grating, subarray, detector, seed, nints): SUB512 holds only one end of the G235H spectrum
-CASES = {"g395h_nrs1": ("G395H", "SUB2048", "NRS1", 2, 6), "g235h_sub512_nrs2": ("G235H", "SUB512", "NRS2", 3, 5)}
+CASES = {"g395h_nrs1": ("G395H", "SUB2048", "NRS1", 2, 6), "g235h_sub512_nrs2": ("G235H", "SUB512", "NRS2", 3, 5),
+         "prism_sub512_nrs1": ("PRISM", "SUB512", "NRS1", 4, 5)}
 
 
 @dataclass
@@ -142,8 +143,12 @@ def test_calints_gwcs_equals_jwst(bots):
         assert a.meta.wcs.available_frames == b.meta.wcs.available_frames
         good = np.isfinite(ours[2])
         back = a.meta.wcs.invert(ours[0][good], ours[1][good], ours[2][good])
-        np.testing.assert_allclose(back[0], x[good], atol=1e-6)
-        np.testing.assert_allclose(back[1], y[good], atol=1e-6)
+        jwst_back = b.meta.wcs.invert(ours[0][good], ours[1][good], ours[2][good])
+        # PRISM: lambda comes from a 5 nm n(lambda) table forward, exact Snell backward (jwst's model)
+        atol = 5e-3 if bots.info["grating"] == "PRISM" else 1e-6
+        for k, pixel in enumerate((x[good], y[good])):
+            np.testing.assert_allclose(back[k], pixel, atol=atol)
+            np.testing.assert_allclose(back[k], jwst_back[k], rtol=0, atol=1e-9)
 
 
 def test_x1dints_open_as_jwst_model(bots):
@@ -239,7 +244,7 @@ def test_wavelengthrange_without_the_pair_names_file_and_keywords(bots):
     from spec2x import nirspec_wcs
 
     kw = {"FILTER": "F070LP", "GRATING": bots.info["grating"]}
-    with pytest.raises(RefError, match=r"wavelengthrange.asdf: FILTER=F070LP GRATING=G\d{3}H is not a supported pair"):
+    with pytest.raises(RefError, match=r"wavelengthrange.asdf: FILTER=F070LP GRATING=\w+ is not a supported pair"):
         nirspec_wcs.check_pair(bots.refs["wavelengthrange"], kw)
 
 
@@ -278,17 +283,72 @@ def test_gwa_rotation_matches_stdatamodels():
     np.testing.assert_allclose(gwa_rotation(angles).inverse(*ours), (x, y, z), rtol=1e-12, atol=1e-13)
 
 
-def test_nirspec_aperture_correction_is_a_clear_error(bots, lrs_synthetic, tmp_path):
-    """jwst applies a NIRSpec APCORR (pixel-phase tables) that spec2x does not implement yet: say so."""
-    from spec2x.errors import NotImplementedForMode
+@pytest.mark.parametrize("temperature", (40.0, 80.0))   # Sellmeier glass law; Zemax law (20 K or more above tref)
+def test_prism_models_match_stdatamodels(temperature):
+    """The prism built from standard models evaluates jwst's Snell (lambda -> angles) and its
+    RefractionIndexFromPrism, and the n -> lambda table inverts it to the table's precision."""
+    from stdatamodels.jwst.transforms.models import RefractionIndexFromPrism, Snell
 
-    apcorr = tmp_path / "apcorr_nrs.fits"
-    shutil.copy(lrs_synthetic.refs["apcorr"], apcorr)
-    with fits.open(apcorr, mode="update") as hdul:
-        hdul[0].header.update(INSTRUME="NIRSPEC", DETECTOR=bots.info["detector"], P_EXP_TY="NRS_BRIGHTOBJ|",
-                              FILTER="N/A")
-    with pytest.raises(NotImplementedForMode, match="apcorr_nrs.fits: aperture correction for NIRSPEC.*apcorr=N/A"):
-        spec2x.calibrate(bots.rateints, refs={**bots.refs, "apcorr": str(apcorr)})
+    from spec2x.nirspec_wcs import Prism, prism_snell, prism_wavelength
+
+    k, lc, t = (0.57, 0.47, 3.85), (0.0025, 0.01, 1200.0), (-2.7e-5, 1e-8, 0.0, 1e-6, 0.0, 0.2)
+    prism = Prism(14.0, k, lc, t, 35.0, 0.0, temperature)
+    lam = np.linspace(0.6e-6, 5.3e-6, 9)
+    a_in, b_in = np.linspace(-0.02, 0.03, 9), np.linspace(0.01, -0.01, 9)
+    z = np.sqrt(1 - a_in ** 2 - b_in ** 2)
+    theirs = Snell(14.0, k, lc, t, 35.0, 0.0, temperature, 0.0)(lam, a_in, b_in, z)
+    ours = prism_snell(prism)(lam, a_in, b_in, z)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-15, atol=1e-16)
+    n = RefractionIndexFromPrism(14.0)(a_in, b_in, theirs[0])
+    np.testing.assert_allclose(prism_wavelength(prism).left(a_in, b_in, theirs[0]), n, rtol=1e-14)
+    np.testing.assert_allclose(prism_wavelength(prism)(a_in, b_in, theirs[0]), lam, rtol=2e-5)
+
+
+def test_aperture_correction_applied_from_the_first_integration(bots):
+    """The APCORR correction multiplies flux by the same factor in every integration (jwst tabulates it
+    from the first integration's pixel counts), not 1 inside the table, exactly 1 beyond its red end."""
+    plain = spec2x.calibrate(bots.rateints, refs={**bots.refs, "apcorr": "N/A"}).spectra
+    corrected = spec2x.calibrate(bots.rateints, refs=bots.refs).spectra
+    ratio = corrected["flux"].values / plain["flux"].values
+    wl = corrected["wavelength"].values
+    good = np.isfinite(ratio).all(axis=0)
+    np.testing.assert_allclose(ratio[:, good], np.broadcast_to(ratio[0, good], ratio[:, good].shape), rtol=1e-12)
+    with fits.open(bots.refs["apcorr"]) as hdul:
+        table = hdul["APCORR"].data
+        red_end = table["wavelength"][table["grating"] == bots.info["grating"]].max()
+    inside, beyond = good & (wl <= red_end), good & (wl > red_end)
+    assert inside.any() and (beyond.any() or bots.info["subarray"] == "SUB512")   # SUB512: the blue end only
+    assert np.all(ratio[0, inside] > 1.005) and np.all(ratio[0, inside] < 1.2)
+    np.testing.assert_array_equal(ratio[0, beyond], 1.0)
+    np.testing.assert_allclose(corrected["flux_var_poisson"].values[:, good] / plain["flux_var_poisson"].values[:, good],
+                               ratio[:, good] ** 2, rtol=1e-10)
+    np.testing.assert_array_equal(corrected["background"].values, plain["background"].values)
+
+
+def test_phase_correction_closed_form():
+    """A correction linear in size, wavelength and phase is interpolated exactly; sizes are per wavelength;
+    the size axis clamps; outside the wavelengths, or with sizes not increasing, it is 1."""
+    from spec2x.steps.extract_1d import phase_correction
+
+    wl = np.array([3.0, 1.0, 2.0], np.float32)                      # unsorted, as a table may be
+    size = np.stack([wl * 0 + 2, wl * 0 + 4 + (wl - 1)]).astype(np.float32)   # 2 sizes x 3 wavelengths
+    phase = np.array([0.0, 1.0], np.float32)
+    corr = (1 + 0.1 * size[:, :, None] + 0.01 * wl[None, :, None] + 0.2 * phase[None, None, :]).astype(np.float32)
+    table = {"wavelength": wl, "size": size, "pixphase": phase, "apcorr": corr}
+    got = phase_correction(table, np.array([1.5, 2.0, 2.0, 0.5]), np.array([3.0, 2.5, 9.0, 3.0]))
+    np.testing.assert_allclose(got[:3], [1 + 0.1 * 3.0 + 0.015 + 0.1, 1 + 0.25 + 0.02 + 0.1, 1 + 0.1 * 5 + 0.02 + 0.1],
+                               rtol=1e-6)
+    assert got[3] == 1.0
+    flat = {**table, "size": np.full_like(size, 2.0)}
+    np.testing.assert_array_equal(phase_correction(flat, np.array([1.5]), np.array([3.0])), [1.0])
+
+
+def test_apcorr_without_the_slit_names_file_and_keywords(bots, tmp_path):
+    from spec2x.steps.extract_1d import nirspec_apcorr_table
+
+    kw = {"FILTER": bots.info["filter"], "GRATING": bots.info["grating"]}
+    with pytest.raises(RefError, match=r"apcorr.fits: 0 rows for FILTER=\w+ GRATING=\w+ SLIT=S400A1"):
+        nirspec_apcorr_table(bots.refs["apcorr"], kw, "S400A1", None, (None, None, 3.0), 1)
 
 
 def _digest(paths):
@@ -312,3 +372,26 @@ def test_chunks_and_processes_never_change_bytes(bots, tmp_path):
     with dask.config.set(scheduler="processes"):
         _, paths = spec2x.run(bots.rateints, tmp_path, refs=bots.refs, chunk_ints=1)
     assert _digest(paths) == _digest(bots.ours.values())
+
+
+@pytest.mark.parametrize("dtype", (np.float32, np.float64))
+def test_clean_wavelengths_equals_column_by_column_nanmean(dtype):
+    """The vectorised gap filling gives np.nanmean's bits, column by column (numpy's pairwise order), at
+    the row counts of real cut-outs and beyond the 128-element block."""
+    from spec2x.nirspec_flat import clean_wavelengths, column_sums
+
+    rng = np.random.default_rng(5)
+    for rows in (5, 24, 31, 300):
+        wl = (rng.uniform(0.6, 5.3, (rows, 400)) * 10 ** rng.uniform(-2, 2, (rows, 400))).astype(dtype)
+        wl[rng.uniform(size=wl.shape) < 0.2] = np.nan
+        wl[:, :3] = np.nan                                   # leading columns without any wavelength
+        wl[0, 10] = -1.0
+        np.testing.assert_array_equal(column_sums(np.nan_to_num(wl)),
+                                      [np.sum(np.nan_to_num(wl[:, j])) for j in range(wl.shape[1])])
+        expected = wl.copy()
+        expected[expected <= 0] = np.nan
+        for j in range(3, wl.shape[1]):
+            column = expected[:, j]
+            column[np.isnan(column)] = np.nanmean(column)
+        expected[:, :3] = expected[:, 3][:, None]
+        np.testing.assert_array_equal(clean_wavelengths(wl), expected)

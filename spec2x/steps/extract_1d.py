@@ -15,7 +15,7 @@ parameters are ignored by other modes.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dask
 import dask.array as da
@@ -68,6 +68,7 @@ class Plan:
     ap_table: np.ndarray
     horizontal: bool
     megajansky: bool = False   # NIRSpec point source: the cube is in MJy, not MJy/sr
+    apcorr: np.ndarray | None = None   # NIRSpec: one aperture correction per output element
 
 
 def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
@@ -120,7 +121,8 @@ def _extract_block(sci, err, dq, vp, vr, vf, plan: Plan):
                           plan.bg_n, plan.ycoef, plan.bkg_mat, plan.mode, plan.half)
     out = k1d.calibrate(raw, plan.wavelength, plan.to_jy and not plan.megajansky, plan.pixar, plan.use_apcorr,
                         plan.ap_size, plan.ap_wl, plan.ap_table)
-    return from_megajansky(out, plan.pixar) if plan.megajansky else out
+    out = from_megajansky(out, plan.pixar) if plan.megajansky else out
+    return out if plan.apcorr is None else apply_correction(out, plan.apcorr)
 
 
 _COL = {name: k for k, name in enumerate(k1d.COLUMNS)}
@@ -142,6 +144,18 @@ def from_megajansky(out: np.ndarray, pixar: float) -> np.ndarray:
         out[:, c[name]] = out[:, c[name]] / pixar ** 2
     out[:, c["bkgd_error"]] = np.sqrt(out[:, c["bkgd_var_poisson"]] + out[:, c["bkgd_var_rnoise"]]
                                       + out[:, c["bkgd_var_flat"]])
+    return out
+
+
+def apply_correction(out: np.ndarray, corr: np.ndarray) -> np.ndarray:
+    """Multiply flux, surface brightness and their errors by ``corr`` and their variances by its square
+    (jwst's tabulated NIRSpec aperture correction; the background is not corrected)."""
+    c = _COL
+    for name in ("flux", "flux_error", "surf_bright", "sb_error"):
+        out[:, c[name]] *= corr
+    for name in ("flux_var_poisson", "flux_var_rnoise", "flux_var_flat", "sb_var_poisson", "sb_var_rnoise",
+                 "sb_var_flat"):
+        out[:, c[name]] *= corr ** 2
     return out
 
 
@@ -218,17 +232,22 @@ def _plan(ds: xr.Dataset, refs: dict):
 
     ra, dec = _aperture_radec(ds.attrs.get("wcs"), profile)
     use_apcorr = (str(source_type or "").upper() == "POINT" and refs.get("apcorr") is not None)
+    nirspec_apcorr = use_apcorr and str(kw.get("INSTRUME", "")).upper() == "NIRSPEC"
     ap_size = ap_wl = np.zeros(2)
     ap_table = np.zeros((2, 2))
-    if use_apcorr:
+    if use_apcorr and not nirspec_apcorr:
         ap_size, ap_wl, ap_table = _apcorr_grid(refs["apcorr"], kw)
 
     plan = Plan(rows=rows, prof=prof_sc, ap_cols=ap_cols, ap_n=ap_n, bg_cols=bg_cols, bg_n=bg_n,
                 ycoef=ycoef, bkg_mat=bkg_mat, mode=mode, half=params["smoothing_length"] // 2,
-                wavelength=wavelength, to_jy=to_jy, pixar=pixar, use_apcorr=use_apcorr,
+                wavelength=wavelength, to_jy=to_jy, pixar=pixar, use_apcorr=use_apcorr and not nirspec_apcorr,
                 megajansky=to_jy and str(source_type or "").upper() == "POINT"
                 and str(kw.get("INSTRUME", "")).upper() == "NIRSPEC",
                 ap_size=ap_size, ap_wl=ap_wl, ap_table=ap_table, horizontal=horizontal)
+    if nirspec_apcorr:
+        table = nirspec_apcorr_table(refs["apcorr"], kw, slitname, ds.attrs.get("wcs"), (ra, dec, np.median(wl1d)),
+                                     dispaxis)
+        plan = replace(plan, apcorr=phase_correction(table, wavelength, _first_npixels(ds, plan)))
 
     left, right = int(nonzero[0]), int(nonzero[-1])
     if horizontal:
@@ -448,6 +467,85 @@ def _apcorr_grid(path, kw):
         raise RefError("extract_1d", "apcorr", f"{path}: SIZEUNIT={sizeunit}; only pixel sizes are supported")
     order = np.argsort(wl)
     return size, wl[order], np.ascontiguousarray(corr[order].T)
+
+
+# ----------------------------------------------------------------- NIRSpec aperture correction
+_PIXEL_PHASE = 0.5   # jwst's default: the step never passes the source's pixel phase
+
+
+def nirspec_apcorr_table(path, kw, slitname, wcs, location, dispaxis) -> dict:
+    """The APCORR row of this FILTER/GRATING/slit (NrsFsApcorrModel layout) as full arrays, sizes in
+    pixels: jwst converts arcsec sizes with the cross-dispersion pixel scale at ``location``
+    (aperture RA/Dec, median wavelength), in float32 in place."""
+    try:
+        with fits.open(path) as hdul:
+            table = np.array(hdul["APCORR"].data)
+            sizeunit = str(hdul["APCORR"].header.get("SIZEUNIT", "pixels"))
+    except (OSError, KeyError) as exc:
+        raise RefError("extract_1d", "apcorr", f"{path}: no APCORR table ({exc})") from None
+    names = table.dtype.names or ()
+    missing = [c for c in ("filter", "grating", "slit", "wavelength", "size", "pixphase", "apcorr") if c not in names]
+    if missing:
+        raise RefError("extract_1d", "apcorr", f"{path}: APCORR table lacks columns {missing} (NIRSpec FS format)")
+    wanted = {"filter": kw.get("FILTER"), "grating": kw.get("GRATING"), "slit": slitname}
+    match = np.ones(len(table), bool)
+    for column, value in wanted.items():
+        match &= np.array([_text(v).strip().upper() == str(value).upper() for v in table[column]])
+    if match.sum() != 1:
+        what = " ".join(f"{k.upper()}={v}" for k, v in wanted.items())
+        raise RefError("extract_1d", "apcorr", f"{path}: {int(match.sum())} rows for {what}; need one")
+    row = table[np.nonzero(match)[0][0]]
+    size = np.array(row["size"], np.float32)
+    if sizeunit.startswith("arcsec"):
+        size /= _cross_dispersion_scale(wcs, location, dispaxis) * 3600.0
+    return {"wavelength": np.asarray(row["wavelength"]), "size": size, "pixphase": np.asarray(row["pixphase"]),
+            "apcorr": np.asarray(row["apcorr"])}
+
+
+def _cross_dispersion_scale(wcs, location, dispaxis) -> float:
+    """Degrees per pixel across the dispersion at ``location`` (as stcal's compute_scale)."""
+    from stcal.alignment.util import compute_scale
+
+    if wcs is None or location[0] is None:
+        raise NotImplementedForMode("extract_1d: APCORR sizes in arcsec need the aperture's RA/Dec")
+    return compute_scale(wcs, location, disp_axis=dispaxis)
+
+
+def phase_correction(table: dict, wavelength: np.ndarray, npixels: np.ndarray) -> np.ndarray:
+    """jwst's pixel-phase correction for each (wavelength, npixels): the apcorr[size, wavelength, phase]
+    cube linearly interpolated to phase 0.5, the sizes to the wavelength, then bilinear (clamped) in
+    (wavelength, size); 1 where the wavelength is outside the table, the sizes are not increasing, or
+    the correction is 0.  scipy's degree-1 spline, as jwst, so the factors are the same to the bit."""
+    from scipy.interpolate import RectBivariateSpline, interp1d
+
+    try:
+        at_phase = interp1d(table["pixphase"], table["apcorr"])(_PIXEL_PHASE)
+    except ValueError:
+        return np.ones(wavelength.size)
+    sizes = interp1d(table["wavelength"], table["size"], bounds_error=False)
+    order = np.argsort(table["wavelength"])
+    grid_wl = np.asarray(table["wavelength"][order], np.float64)
+    grid = np.ascontiguousarray(at_phase[:, order].T, np.float64)
+    lo, hi = np.min(table["wavelength"]), np.max(table["wavelength"])
+    corr = np.ones(wavelength.size)
+    for o, (wl, npx) in enumerate(zip(wavelength, npixels)):
+        if not lo <= wl <= hi:
+            continue
+        size_wl = np.asarray(sizes(wl), np.float64)
+        if not np.all(np.diff(size_wl) > 0):
+            continue
+        c = RectBivariateSpline(grid_wl, size_wl, grid, kx=1, ky=1)(wl, npx).item()
+        corr[o] = c if c != 0 else 1.0
+    return corr
+
+
+def _first_npixels(ds: xr.Dataset, plan: Plan) -> np.ndarray:
+    """Pixels in the aperture of each output element in the first integration: jwst tabulates the
+    NIRSpec correction from them once and applies it to every integration."""
+    first = ds.isel(integration=slice(0, 1))
+    zeros = np.zeros((1,) + first["sci"].shape[1:], np.float32)
+    cubes = [first[n].transpose("integration", "y", "x").values if n in first else zeros for n in CUBES]
+    return _extract_block(*cubes, plan)[0, _COL["npixels"]]
 
 
 def _text(value) -> str:

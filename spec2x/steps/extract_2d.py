@@ -185,8 +185,11 @@ _FIXED_SLIT_IDS = {"S1600A1": (3, 1)}
 
 
 def offset_wcs(wcs, xlo: int, ylo: int):
-    """A copy of ``wcs`` whose detector frame starts at (xlo, ylo), bounded by the cut-out."""
-    out = copy.deepcopy(wcs)
+    """``wcs`` with its detector frame starting at (xlo, ylo), to be bounded by the cut-out (a new gwcs
+    on the same transforms)."""
+    from spec2x.nirspec_wcs import shared_steps
+
+    out = shared_steps(wcs)
     first = models.Shift(xlo) & models.Shift(ylo) | out.get_transform("detector", "sca")
     first.name = "dms2sca"
     out.set_transform("detector", "sca", first)

@@ -15,7 +15,6 @@ is not monotonic.
 
 from __future__ import annotations
 
-import copy
 import logging
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ from gwcs.wcstools import grid_from_bounding_box
 
 from spec2x.errors import RefError
 from spec2x.meta import exposure_keywords, with_keywords
+from spec2x.nirspec_wcs import shared_steps
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,9 @@ def correction_table(lam, disp, offset, source_xpos):
 
 
 def with_wavecorr_frame(wcs, table):
-    """A copy of ``wcs`` with ``wavecorr_frame`` (corrected wavelength) after ``slit_frame``."""
-    out = copy.deepcopy(wcs)
+    """``wcs`` with ``wavecorr_frame`` (corrected wavelength) after ``slit_frame`` (a new gwcs on the same
+    transforms)."""
+    out = shared_steps(wcs)
     spatial = cf.Frame2D(name="slit_spatial", axes_order=(0, 1), unit=("", ""), axes_names=("x_slit", "y_slit"))
     spectral = cf.SpectralFrame(name="spectral", axes_order=(2,), unit=(u.micron,), axes_names=("wavelength",))
     out.insert_frame("slit_frame", Identity(2) & table, cf.CompositeFrame([spatial, spectral], name="wavecorr_frame"))

@@ -1,10 +1,10 @@
 """Deterministic synthetic NIRSpec BOTS (NRS_BRIGHTOBJ, S1600A1) exposures and all their reference files,
 for demos, tests and benchmarks.
 
-``make_nirspec_bots`` writes a ``_rateints`` CubeModel (NRS1 or NRS2, a 32-row subarray) and the 15
+``make_nirspec_bots`` writes a ``_rateints`` CubeModel (NRS1 or NRS2, a 32-row subarray) and the 16
 reference files Spec2Pipeline reads for this mode: the optical model of the slit WCS (fpa, camera,
 collimator, disperser, fore, msa, ote, wavelengthrange), the wavelength zero-point correction (wavecorr),
-the three flat parts (full-frame fflat/sflat/dflat), photom, area and extract1d.
+the three flat parts (full-frame fflat/sflat/dflat), photom, area, extract1d and apcorr.
 
 The optical model is a paraxial toy of NIRSpec with the real model's structure: pixels -> focal plane
 metres (FPA) -> camera tangent angles -> grating (groove density chosen so the grating/filter band
@@ -15,7 +15,8 @@ spectrum with two absorption lines, a 1 % transit, a flat background, read and P
 pixels (NaN + DO_NOT_USE) and cosmic-ray NaNs.  Integration i depends only on (seed, i, nints), so
 the cube is streamed to disk chunk by chunk at any nints.
 
-PRISM (Snell-law disperser) is not built.  The toy NRS2 FPA model undoes the 180-degree turn of the NRS2
+PRISM/CLEAR uses a toy CaF2-like prism (Snell law, Sellmeier glass) and a camera offset that centres its
+spectrum on the subarray.  The toy NRS2 FPA model undoes the 180-degree turn of the NRS2
 detector frame, so an NRS2 exposure looks like NRS1's (2 px apart) while going through jwst's flip.
 """
 
@@ -41,7 +42,12 @@ from spec2x.synthetic.common import CUBES, MODEL_ATTR, lazy_array, save, write_s
 _PX = dqflags.pixel
 # grating -> (filter, wavelength range in metres)
 GRATINGS = {"G395H": ("F290LP", (2.87e-6, 5.27e-6)), "G235H": ("F170LP", (1.66e-6, 3.17e-6)),
-            "G140H": ("F100LP", (0.97e-6, 1.89e-6))}
+            "G140H": ("F100LP", (0.97e-6, 1.89e-6)), "PRISM": ("CLEAR", (0.6e-6, 5.3e-6))}
+# A CaF2-like toy prism: Sellmeier K, L (micron^2) and thermal coefficients, angle (deg), reference
+# temperature (K) and pressure (atm); 0.6-5.3 micron spread over ~380 px (GWA_TILT=40 K: Sellmeier law).
+PRISM = {"angle": 14.0, "kcoef": [0.5675888, 0.4710914, 3.8484723],
+         "lcoef": [0.050263605 ** 2, 0.1003909 ** 2, 34.64904 ** 2],
+         "tcoef": [-2.66e-5, 0.0, 0.0, 0.0, 0.0, -1.0], "tref": 35.0, "pref": 0.0}
 # subarray -> (SUBSTRT1, SUBSIZE1); all 32 rows high
 SUBARRAYS = {"SUB2048": (1, 2048), "SUB1024A": (1, 1024), "SUB1024B": (1025, 1024), "SUB512": (1, 512)}
 NY = 32
@@ -53,11 +59,12 @@ V2REF, V3REF = 321.0, -473.0
 GWA_ANGLES = {"theta_x": 0.01, "theta_y": -0.02, "theta_z": 0.03, "tilt_y": 0.015}   # degrees
 TILT_SLOPE = 2.0         # arcsec of GWA angle per tilt-sensor unit
 GWA_XTIL, GWA_YTIL, GWA_ZERO = 0.35, 0.28, 0.3
+GWA_TEMP = 40.0         # K (GWA_TILT)
 VELOSYS = 25_000.0       # m/s
 EFFINTTM = 10.0          # s
 DEFAULT_NAME = "jw09999001001_04101_00001-seg001_nrs1"
 REF_FILES = ("fpa", "camera", "collimator", "disperser", "fore", "msa", "ote", "wavelengthrange", "wavecorr",
-             "fflat", "sflat", "dflat", "photom", "area", "extract1d")
+             "fflat", "sflat", "dflat", "photom", "area", "extract1d", "apcorr")
 
 
 def groove_density(lam_range, nx=2048):
@@ -83,10 +90,30 @@ def _meta(m, reftype, grating="N/A", filt="N/A", detector="NRS1"):
 # ---------------------------------------------------------------------------------------------
 # Reference files
 # ---------------------------------------------------------------------------------------------
-def make_wcs_refs(refdir: Path, grating: str, detector: str = "NRS1") -> dict:
+def prism_camera_offset(centre_x: float, detector: str) -> float:
+    """Camera tangent offset that puts the middle of the prism's deflection range (0.6-5.3 micron, slit
+    centre) on full-frame column ``centre_x`` (0-based), for the prism camera (x mirrored so that the
+    wavelength increases with the column, as on NRS1)."""
+    from spec2x import nirspec_wcs as nw
+
+    prism = nw.Prism(PRISM["angle"], tuple(PRISM["kcoef"]), tuple(PRISM["lcoef"]), tuple(PRISM["tcoef"]),
+                     PRISM["tref"], PRISM["pref"], GWA_TEMP)
+    rotation = nw.gwa_rotation(list(GWA_ANGLES.values()))
+    incoming = rotation(*nw.unitless_to_dircos()(0.0, 0.0))
+    lam = np.array(GRATINGS["PRISM"][1])
+    out = nw.prism_snell(prism)(lam, *(np.full(2, v) for v in incoming))
+    tan_x = nw.dircos_to_unitless()(*rotation.inverse(*out))[0]
+    sign = -1.0 if detector == "NRS2" else 1.0
+    return float(np.mean(tan_x) + sign * (centre_x - 1024.5) * PIXEL / F_CAMERA)
+
+
+def make_wcs_refs(refdir: Path, grating: str, detector: str = "NRS1", centre_x: float = 1024.5) -> dict:
     filt, lam_range = GRATINGS[grating]
-    g = groove_density(lam_range)
-    offset = np.tan(np.arcsin(g * 0.5 * sum(lam_range)))   # centre of the band on the detector centre
+    if grating == "PRISM":
+        offset = prism_camera_offset(centre_x, detector)
+    else:
+        g = groove_density(lam_range)
+        offset = np.tan(np.arcsin(g * 0.5 * sum(lam_range)))   # centre of the band on the detector centre
     paths = {}
 
     def write(reftype, model, name, **units):
@@ -101,7 +128,8 @@ def make_wcs_refs(refdir: Path, grating: str, detector: str = "NRS1") -> dict:
     write("fpa", fpa, "fpa.asdf", input_units="pixel", output_units="m")
 
     cam = _meta(datamodels.CameraModel(), "camera", detector=detector)
-    cam.model = (Scale(1 / F_CAMERA) | Shift(offset)) & Scale(1 / F_CAMERA)
+    x_scale = -1 / F_CAMERA if grating == "PRISM" else 1 / F_CAMERA
+    cam.model = (Scale(x_scale) | Shift(offset)) & Scale(1 / F_CAMERA)
     write("camera", cam, "camera.asdf", input_units="m", output_units="rad")
 
     col = _meta(datamodels.CollimatorModel(), "collimator", detector=detector)
@@ -109,7 +137,11 @@ def make_wcs_refs(refdir: Path, grating: str, detector: str = "NRS1") -> dict:
     write("collimator", col, "collimator.asdf", input_units="rad", output_units="m")
 
     disp = _meta(datamodels.DisperserModel(), "disperser", grating=grating, detector=detector)
-    disp.groovedensity = float(g)
+    if grating == "PRISM":
+        for k, v in PRISM.items():
+            setattr(disp, k, v)
+    else:
+        disp.groovedensity = float(g)
     for k, v in GWA_ANGLES.items():
         setattr(disp, k, v)
     disp.tilt_x = 0.0
@@ -248,6 +280,29 @@ def make_wavecorr(path: Path, grating: str, detector: str):
     save(m, path)
 
 
+def make_apcorr(path: Path, detector: str = "NRS1"):
+    """NIRSpec FS aperture correction (NrsFsApcorrModel): for every grating/filter and slit, the
+    correction vs wavelength (micron, covering all but the red end of the band, so the last elements
+    go uncorrected as in jwst), aperture size (arcsec, slowly growing with wavelength) and pixel phase
+    (0.5 falls between the tabulated phases): 1 + 0.4 exp(-size/0.45") (1 + 0.05 (wl - 3)) (1 + 0.1 phase)."""
+    nwl, nsize, phases = 30, 12, np.array([0.0, 0.3, 0.7, 1.0], np.float32)
+    rows = []
+    for grating, (filt, (lo, hi)) in GRATINGS.items():
+        wl = np.linspace(lo * 1e6 - 0.1, hi * 1e6 - 0.5, nwl).astype(np.float32)
+        size = (np.linspace(0.2, 2.4, nsize)[:, None] * (1 + 0.02 * (wl[None, :] - wl[0]))).astype(np.float32)
+        corr = (1 + 0.4 * np.exp(-size[:, :, None] / 0.45) * (1 + 0.05 * (wl[None, :, None] - 3.0))
+                * (1 + 0.1 * phases[None, None, :])).astype(np.float32)
+        for slit in ("S200A1", "S1600A1"):
+            rows.append((filt, grating, slit, wl, nwl, size, nsize, phases, corr, 0.01 * corr))
+    dt = [("filter", "S12"), ("grating", "S15"), ("slit", "S15"), ("wavelength", "f4", (nwl,)), ("nelem_wl", "i2"),
+          ("size", "f4", (nsize, nwl)), ("nelem_size", "i2"), ("pixphase", "f4", (phases.size,)),
+          ("apcorr", "f4", (nsize, nwl, phases.size)), ("apcorr_err", "f4", (nsize, nwl, phases.size))]
+    m = _meta(datamodels.NrsFsApcorrModel(), "apcorr", detector=detector)
+    m.apcorr_table = np.array(rows, dtype=dt)
+    m.sizeunit = "arcsec"
+    save(m, path)
+
+
 def make_extract1d(path: Path, rows: tuple):
     """Box of 12 rows centred on the trace in the cut-out, background from 2 rows at each edge."""
     centre = 0.5 * (rows[0] + rows[1])
@@ -269,6 +324,7 @@ def _exposure_keywords(grating, subarray, ystart, detector):
     filt = GRATINGS[grating][0]
     xstart, xsize = SUBARRAYS[subarray]
     return {"DETECTOR": detector, "FILTER": filt, "GRATING": grating, "GWA_XTIL": GWA_XTIL, "GWA_YTIL": GWA_YTIL,
+            "GWA_TILT": GWA_TEMP,
             "SUBSTRT1": xstart, "SUBSTRT2": ystart, "SUBSIZE1": xsize, "SUBSIZE2": NY}
 
 
@@ -359,7 +415,7 @@ def _set_meta(m, nints, grating, subarray, ystart, detector, filename):
     ins = mt.instrument
     ins.name, ins.detector, ins.grating, ins.filter = "NIRSPEC", detector, grating, kw["FILTER"]
     ins.fixed_slit, ins.msa_metadata_file = "S1600A1", "N/A"
-    ins.gwa_xtilt, ins.gwa_ytilt, ins.gwa_tilt = GWA_XTIL, GWA_YTIL, 40.0
+    ins.gwa_xtilt, ins.gwa_ytilt, ins.gwa_tilt = GWA_XTIL, GWA_YTIL, GWA_TEMP
     ex = mt.exposure
     ex.type, ex.readpatt, ex.nints, ex.ngroups, ex.nframes, ex.groupgap = "NRS_BRIGHTOBJ", "NRSRAPID", nints, 12, 1, 0
     ex.integration_start, ex.integration_end = 1, nints
@@ -391,7 +447,7 @@ def make_nirspec_bots(outdir, nints=10, seed=1, grating="G395H", subarray="SUB20
     "subarray", "ystart"}.  ``chunk`` (integrations generated at a time) does not change the content.
     """
     if grating not in GRATINGS:
-        raise ValueError(f"grating {grating!r}: choose one of {', '.join(GRATINGS)} (PRISM is not built)")
+        raise ValueError(f"grating {grating!r}: choose one of {', '.join(GRATINGS)}")
     if detector not in ("NRS1", "NRS2"):
         raise ValueError(f"detector {detector!r}: NRS1 or NRS2")
     if subarray not in SUBARRAYS:
@@ -399,13 +455,16 @@ def make_nirspec_bots(outdir, nints=10, seed=1, grating="G395H", subarray="SUB20
     outdir = Path(outdir)
     refdir = outdir / "refs"
     refdir.mkdir(parents=True, exist_ok=True)
-    refs = make_wcs_refs(refdir, grating, detector)
+    xstart, xsize = SUBARRAYS[subarray]
+    refs = make_wcs_refs(refdir, grating, detector, centre_x=xstart - 1 + xsize / 2)
     ystart = round(slit_row(refs, grating, detector) - NY / 2)
     lam, y_slit, wcs, optics = _slit_geometry(refs, grating, subarray, ystart, detector)
     refs.update(make_flats(refdir, grating, seed, (ystart - 1, ystart - 1 + NY), detector))
     refs.update(make_photom_area(refdir, grating, detector))
     refs["wavecorr"] = refdir / "wavecorr.asdf"
     make_wavecorr(refs["wavecorr"], grating, detector)
+    refs["apcorr"] = refdir / "apcorr.fits"
+    make_apcorr(refs["apcorr"], detector)
     refs["extract1d"] = refdir / "extract1d.json"
     # extraction rows relative to the cut-out that extract_2d will make
     from spec2x import nirspec_wcs
