@@ -170,8 +170,18 @@ def _wavelength_map(ds: xr.Dataset) -> np.ndarray:
 
 def _conversion_2d(conversion, row, wavelength):
     """PHOTMJSR x relresponse(λ) per pixel (float64) and the mask of pixels with no response."""
-    waves = np.asarray(row["wavelength"], dtype=np.float32)
-    relresp = np.asarray(row["relresponse"], dtype=np.float32)
+    response = _response(row, wavelength, np.float32)
+    conv = conversion * response
+    no_cal = np.isnan(response)
+    conv[no_cal] = 0.0
+    return conv, no_cal
+
+
+def _response(row, wavelength, dtype=None):
+    """A PHOTOM row's RELRESPONSE (its first NELEM entries, sorted by wavelength, in microns) interpolated
+    at ``wavelength`` as jwst does: NaN wavelengths count as -1, NaN outside the table."""
+    waves = np.asarray(row["wavelength"], dtype=dtype)
+    relresp = np.asarray(row["relresponse"], dtype=dtype)
     if "nelem" in row.dtype.names:
         waves, relresp = waves[:row["nelem"]], relresp[:row["nelem"]]
     if not np.all(np.diff(waves) > 0):
@@ -179,13 +189,7 @@ def _conversion_2d(conversion, row, wavelength):
         waves, relresp = waves[order], relresp[order]
     if 0.0 < waves.max() < _MICRONS_100:
         waves = waves * 1.0e6
-    wl = wavelength.copy()
-    wl[np.isnan(wl)] = -1.0
-    response = np.interp(wl, waves, relresp, left=np.nan, right=np.nan)
-    conv = conversion * response
-    no_cal = np.isnan(response)
-    conv[no_cal] = 0.0
-    return conv, no_cal
+    return np.interp(np.where(np.isnan(wavelength), -1.0, wavelength), waves, relresp, left=np.nan, right=np.nan)
 
 
 def _pixel_area(path: str) -> dict:
@@ -262,17 +266,8 @@ def _find_grism_row(table, filt, pupil, order, path):
 def _grism_conversion(conversion, row, wavelength, dispaxis):
     """PHOTMJSR x relresponse(λ) / |dλ/dpixel| per pixel (float64) and the mask of pixels without
     response.  jwst's arithmetic: λ float32 with NaN -> -1, its gradient along the dispersion in float32."""
-    nelem = int(row["nelem"]) if "nelem" in row.dtype.names else None
-    waves = np.asarray(row["wavelength"], dtype=np.float32)[:nelem]
-    relresp = np.asarray(row["relresponse"], dtype=np.float32)[:nelem]
-    if not np.all(np.diff(waves) > 0):
-        order = np.argsort(waves)
-        waves, relresp = waves[order], relresp[order]
-    if 0.0 < waves.max() < _MICRONS_100:
-        waves = waves * 1.0e6
-    wl = wavelength.copy()
-    wl[np.isnan(wl)] = -1.0
-    response = np.interp(wl, waves, relresp, left=np.nan, right=np.nan)
+    wl = np.where(np.isnan(wavelength), -1.0, wavelength)
+    response = _response(row, wavelength, np.float32)
     dispersion = np.gradient(wl, axis=1 if dispaxis == 1 else 0).astype(np.float64)
     response /= np.abs(dispersion)
     conv = conversion * response
@@ -397,17 +392,7 @@ def prepare_soss_spectra(spectra: xr.Dataset, path: str) -> SpectraConversion:
 
 def _conversion_1d(conversion, row, wavelength):
     """conversion x relresponse interpolated at ``wavelength`` (0 where the table does not reach)."""
-    waves = np.asarray(row["wavelength"])
-    relresp = np.asarray(row["relresponse"])
-    if "nelem" in row.dtype.names:
-        waves, relresp = waves[:row["nelem"]], relresp[:row["nelem"]]
-    if not np.all(np.diff(waves) > 0):
-        order = np.argsort(waves)
-        waves, relresp = waves[order], relresp[order]
-    if 0.0 < waves.max() < _MICRONS_100:
-        waves = waves * 1.0e6
-    wl = np.where(np.isnan(wavelength), -1.0, wavelength)
-    response = np.interp(wl, waves, relresp, left=np.nan, right=np.nan)
+    response = _response(row, wavelength)
     out = conversion * response
     out[np.isnan(response)] = 0.0
     return out
