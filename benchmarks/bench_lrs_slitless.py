@@ -53,19 +53,24 @@ def isolated(cmd: list[str]) -> dict:
     return result
 
 
-def make_case(workdir: Path, nints: int) -> dict:
-    from spec2x.synthetic import make_miri_lrs_slitless
-
-    case = workdir / f"case{nints}"
+def synthetic_case(case: Path, maker, **kwargs) -> dict:
+    """``maker(case, seed=1, **kwargs)`` (a ``spec2x.synthetic`` case) run once: later calls reuse the files
+    listed in ``case/bench_case.json``.  Returns {"rateints": [paths], "refs": {reftype: path}, "make_s"}."""
     marker = case / "bench_case.json"
     if marker.exists():
         return json.loads(marker.read_text())
     t0 = time.perf_counter()
-    info = make_miri_lrs_slitless(case, nints=nints, seed=1)
+    info = maker(case, seed=1, **kwargs)
     info = {"rateints": [str(p) for p in info["rateints"]], "refs": {k: str(v) for k, v in info["refs"].items()},
             "make_s": time.perf_counter() - t0}
     marker.write_text(json.dumps(info))
     return info
+
+
+def make_case(workdir: Path, nints: int) -> dict:
+    from spec2x.synthetic import make_miri_lrs_slitless
+
+    return synthetic_case(workdir / f"case{nints}", make_miri_lrs_slitless, nints=nints)
 
 
 def run_spec2x(case: dict, out: Path, scheduler: str, chunk: int | None) -> dict:

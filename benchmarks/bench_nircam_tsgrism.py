@@ -15,11 +15,10 @@ import argparse
 import json
 import os
 import platform
-import time
 from datetime import date
 from pathlib import Path
 
-from bench_lrs_slitless import run_jwst, run_spec2x
+from bench_lrs_slitless import run_jwst, run_spec2x, synthetic_case
 
 HERE = Path(__file__).resolve().parent
 
@@ -27,16 +26,8 @@ HERE = Path(__file__).resolve().parent
 def make_case(workdir: Path, nints: int, subarray: str, filt: str) -> dict:
     from spec2x.synthetic import make_nircam_tsgrism
 
-    case = workdir / f"nrc_{subarray}_{filt}_{nints}"
-    marker = case / "bench_case.json"
-    if marker.exists():
-        return json.loads(marker.read_text())
-    t0 = time.perf_counter()
-    info = make_nircam_tsgrism(case, nints=nints, seed=1, subarray=subarray, filter=filt)
-    info = {"rateints": [str(p) for p in info["rateints"]], "refs": {k: str(v) for k, v in info["refs"].items()},
-            "make_s": time.perf_counter() - t0}
-    marker.write_text(json.dumps(info))
-    return info
+    return synthetic_case(workdir / f"nrc_{subarray}_{filt}_{nints}", make_nircam_tsgrism, nints=nints,
+                          subarray=subarray, filter=filt)
 
 
 def main():

@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -25,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-from bench_lrs_slitless import isolated
+from bench_lrs_slitless import isolated, synthetic_case
 
 BOX = {"extract_1d": {"soss_atoca": False}}
 
@@ -33,15 +32,7 @@ BOX = {"extract_1d": {"soss_atoca": False}}
 def make_case(workdir: Path, nints: int) -> dict:
     from spec2x.synthetic import make_niriss_soss
 
-    case = workdir / f"soss{nints}"
-    marker = case / "bench_case.json"
-    if marker.exists():
-        return json.loads(marker.read_text())
-    t0 = time.perf_counter()
-    info = make_niriss_soss(case, nints=nints, seed=1)
-    info = {"rateints": [str(p) for p in info["rateints"]], "refs": info["refs"], "make_s": time.perf_counter() - t0}
-    marker.write_text(json.dumps(info))
-    return info
+    return synthetic_case(workdir / f"soss{nints}", make_niriss_soss, nints=nints)
 
 
 def run_spec2x(case: dict, out: Path, chunk: int | None) -> dict:

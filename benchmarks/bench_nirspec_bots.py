@@ -15,29 +15,20 @@ import json
 import os
 import platform
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_lrs_slitless import run_jwst, run_spec2x
+from bench_lrs_slitless import run_jwst, run_spec2x, synthetic_case
 
 
 def make_case(workdir: Path, nints: int, grating: str, subarray: str) -> dict:
     from spec2x.synthetic import make_nirspec_bots
 
-    case = workdir / f"case_{grating}_{subarray}_{nints}"
-    marker = case / "bench_case.json"
-    if marker.exists():
-        return json.loads(marker.read_text())
-    t0 = time.perf_counter()
-    info = make_nirspec_bots(case, nints=nints, seed=1, grating=grating, subarray=subarray)
-    info = {"rateints": [str(p) for p in info["rateints"]], "refs": {k: str(v) for k, v in info["refs"].items()},
-            "make_s": time.perf_counter() - t0}
-    marker.write_text(json.dumps(info))
-    return info
+    return synthetic_case(workdir / f"case_{grating}_{subarray}_{nints}", make_nirspec_bots, nints=nints,
+                          grating=grating, subarray=subarray)
 
 
 def main():
