@@ -9,6 +9,7 @@ from astropy.io import fits
 from stdatamodels.jwst import datamodels
 
 import spec2x
+from parity import assert_close_where_finite
 from spec2x import products
 
 CUBE_EXTENSIONS = ("SCI", "ERR", "VAR_POISSON", "VAR_RNOISE", "VAR_FLAT", "WAVELENGTH", "AREA")
@@ -17,14 +18,6 @@ X1D_COLUMNS = ("WAVELENGTH", "FLUX", "FLUX_ERROR", "FLUX_VAR_POISSON", "FLUX_VAR
                "BKGD_ERROR", "BKGD_VAR_POISSON", "BKGD_VAR_RNOISE", "BKGD_VAR_FLAT",
                "MJD-BEG", "MJD-AVG", "MJD-END", "TDB-BEG", "TDB-MID", "TDB-END")
 IGNORED_KEYWORDS = {"DATE", "CAL_VER", "CAL_VCS", "CRDS_VER", "CRDS_CTX", "FILENAME", "CHECKSUM", "DATASUM"}
-
-
-def assert_close_where_finite(ours, theirs, rtol, what):
-    ours, theirs = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
-    assert ours.shape == theirs.shape, what
-    assert np.array_equal(np.isfinite(ours), np.isfinite(theirs)), f"{what}: NaN pattern differs"
-    finite = np.isfinite(theirs)
-    np.testing.assert_allclose(ours[finite], theirs[finite], rtol=rtol, atol=0, err_msg=what)
 
 
 @pytest.fixture(scope="module")
