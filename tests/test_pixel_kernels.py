@@ -71,3 +71,24 @@ def test_scale_by_conversion_matches_numpy_order(dtype, present):
         if name in want:
             _same(got[k], want[name].values)
     assert np.isnan(got[0][:, 0, :]).all()
+
+
+def test_divide_by_flat_divides_as_numpy_where_the_squared_flat_underflows():
+    """A tiny flat value whose square underflows to 0 in float32 follows numpy's IEEE division (inf, then
+    NaN where inf meets a zero flat error), not an exception."""
+    sci, _, dq, vp, vr, _ = _block(5)
+    flat = np.ones(sci.shape[1:], np.float32)
+    flat[2, 2] = 1e-30
+    flat_err = np.full_like(flat, 0.01)
+    flat_err[2, 2] = 0.0
+    zeros = np.zeros_like(dq[0])
+    got = pixel.divide_by_flat(flat, flat * flat, flat_err, flat_err ** 2, zeros, False, sci, vp, vr, dq)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        s = sci / flat
+        v_flat = s ** 2 / (flat * flat) * flat_err ** 2
+        v_p, v_r = vp / (flat * flat), vr / (flat * flat)
+        want = _matched(sci=s, err=np.sqrt(v_p + v_r + v_flat), var_poisson=v_p, var_rnoise=v_r,
+                        var_flat=v_flat, dq=dq)
+    for k, name in enumerate(("sci", "err", "dq", "var_poisson", "var_rnoise", "var_flat")):
+        _same(got[k], want[name].values)
+    assert np.isnan(got[0][:, 2, 2]).all() and np.isfinite(got[0][:, 1, 1]).any()
