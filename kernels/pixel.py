@@ -34,11 +34,12 @@ def divide_by_flat(flat, flat_sq, flat_err, flat_err_sq, flat_dq, per_slit, sci,
     o_vp, o_vr, o_vf = np.empty_like(sci), np.empty_like(sci), np.empty_like(sci)
     o_dq = np.empty_like(dq)
     nan = np.float32(np.nan)
+    slit = bool(per_slit)
     for i in range(n):
         for y in range(ny):
             for x in range(nx):
                 s = sci[i, y, x] / flat[y, x]
-                if per_slit:
+                if slit:
                     t = s / flat[y, x] * flat_err[y, x]
                     vf = t * t
                 else:

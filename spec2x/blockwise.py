@@ -24,10 +24,12 @@ def apply_kernel(kernel, ds: xr.Dataset, inputs: list, outputs: dict, constants:
     return out
 
 
-def native(array: np.ndarray) -> np.ndarray:
-    """``array`` in the machine's byte order (FITS data are big-endian; numba takes native arrays only)."""
-    array = np.asarray(array)
-    return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
+def native(value):
+    """``value`` with its arrays in the machine's byte order (FITS data are big-endian; numba takes native
+    arrays only).  Scalars stay scalars: as 0-d arrays numba would reload them at every pixel."""
+    if not isinstance(value, np.ndarray):
+        return value
+    return value if value.dtype.isnative else value.astype(value.dtype.newbyteorder("="))
 
 
 def _call(kernel, *args):
