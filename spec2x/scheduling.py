@@ -72,7 +72,7 @@ def scheduler(spec: str | None):
     """
     spec = check(spec)
     if spec in LOCAL_SCHEDULERS:
-        with dask.config.set(scheduler=spec):
+        with dask.config.set(scheduler=_local_get(spec)):
             yield None
         return
     from distributed import Client, LocalCluster
@@ -181,6 +181,22 @@ def _quiet_teardown(quiet):
         raise
     finally:
         quiet(logging.ERROR)
+
+
+def _local_get(spec: str):
+    """dask's ``get`` function of a local scheduler.  Given by name, dask imports dask.distributed (≈ 1 s)
+    to look for a Client first; given as a function, it just runs it."""
+    if spec == "processes":
+        import dask.multiprocessing
+
+        return dask.multiprocessing.get
+    if spec == "threads":
+        import dask.threaded
+
+        return dask.threaded.get
+    import dask.local
+
+    return dask.local.get_sync
 
 
 def _announce_dashboard(client):
