@@ -543,9 +543,11 @@ def _first_npixels(ds: xr.Dataset, plan: Plan) -> np.ndarray:
     """Pixels in the aperture of each output element in the first integration: jwst tabulates the
     NIRSpec correction from them once and applies it to every integration."""
     first = ds.isel(integration=slice(0, 1))
+    present = [n for n in CUBES if n in first]
+    # one compute for all cubes: the steps before run once on the first chunk, not once per cube
+    values = dict(zip(present, dask.compute(*[first[n].transpose("integration", "y", "x").data for n in present])))
     zeros = np.zeros((1,) + first["sci"].shape[1:], np.float32)
-    cubes = [first[n].transpose("integration", "y", "x").values if n in first else zeros for n in CUBES]
-    return _extract_block(*cubes, plan)[0, _COL["npixels"]]
+    return _extract_block(*[values.get(n, zeros) for n in CUBES], plan)[0, _COL["npixels"]]
 
 
 def _text(value) -> str:
