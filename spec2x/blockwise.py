@@ -12,16 +12,20 @@ CUBE_DIMS = ("integration", "y", "x")
 
 def apply_kernel(kernel, ds: xr.Dataset, inputs: list, outputs: dict, constants: tuple = ()) -> xr.Dataset:
     """``ds`` with the cubes named in ``outputs`` (name -> dtype, in the kernel's return order) set from
-    ``kernel(*constants, *cubes)``.  ``inputs`` are variable names or DataArrays.  One kernel call per
+    ``kernel(*constants, *cubes)``.  ``inputs`` are variable names, DataArrays or Variables.  One kernel call per
     integration chunk for dask-backed cubes (a lazy graph of O(chunks) tasks), one call now for numpy ones.
+    Works on the bare Variables and assigns all outputs at once: DataArray coordinate alignment, once
+    per output, cost more than the kernel on small chunks.
     """
-    cubes = [(ds[v] if isinstance(v, str) else v).transpose(*CUBE_DIMS) for v in inputs]
-    results = xr.apply_ufunc(functools.partial(_call, kernel, *map(native, constants)), *cubes, dask="parallelized",
+    cubes = [_cube(ds[v] if isinstance(v, str) else v) for v in inputs]
+    results = xr.apply_ufunc(functools.partial(_call, kernel, *constants), *cubes, dask="parallelized",
                              output_core_dims=[[]] * len(outputs), output_dtypes=list(outputs.values()))
-    out = ds.copy(deep=False)
-    for name, result in zip(outputs, results):
-        out[name] = result
-    return out
+    return ds.assign(dict(zip(outputs, results)))
+
+
+def _cube(array) -> xr.Variable:
+    variable = getattr(array, "variable", array)
+    return variable if variable.dims == CUBE_DIMS else variable.transpose(*CUBE_DIMS)
 
 
 def native(value):

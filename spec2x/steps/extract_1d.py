@@ -96,7 +96,7 @@ def apply(ds: xr.Dataset, prepared) -> xr.Dataset:
                                 chunks=(sci.chunks[0], (len(k1d.COLUMNS),), (plan.rows.size,)))
     else:
         zeros = np.zeros(ds["sci"].shape, np.float32)
-        cubes = [ds[n].transpose("integration", "y", "x").values if n in ds else zeros for n in CUBES]
+        cubes = [ds[n].variable.transpose("integration", "y", "x").values if n in ds else zeros for n in CUBES]
         stacked = _extract_block(*cubes, plan)
     dims = ("integration", "spectral")
     data_vars = {"wavelength": (("spectral",), plan.wavelength, {"units": "um"})}

@@ -111,7 +111,7 @@ def scale(ds: xr.Dataset, conversion, no_cal=None) -> xr.Dataset:
     factor = np.broadcast_to(np.asarray(conversion), shape)
     flags = np.zeros(shape, np.uint32) if no_cal is None else np.where(no_cal, DO_NOT_USE, np.uint32(0))
     present = np.array([name in ds.data_vars for name in _VARIANCES])
-    zero = xr.zeros_like(ds["sci"])
+    zero = xr.zeros_like(ds["sci"].variable)
     inputs = ["sci", "err", "dq", *(ds[name] if name in ds.data_vars else zero for name in _VARIANCES)]
     outputs = {"sci": np.float32, "err": np.float32, "dq": np.uint32,
                **{name: np.float32 for name in _VARIANCES}}
