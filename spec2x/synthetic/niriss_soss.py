@@ -214,6 +214,30 @@ def make_photom(path):
     save(m, path)
 
 
+BKG_STEP = (695, 20)          # template step column at row 0, and its drift over 256 rows
+BKG_SCALES = (0.9, 1.2)       # scene background = template BKG_TRUE x these left / right of the step
+BKG_TRUE = 1
+
+
+def background_templates(ntemplates=3) -> np.ndarray:
+    """(n, 256, 2048) zodi-like templates: a smooth level with a step near column 700 whose height grows with n."""
+    yy, xx = np.mgrid[0:NY, 0:NX].astype(float)
+    step = BKG_STEP[0] + np.round(BKG_STEP[1] * yy / (NY - 1))
+    out = np.empty((ntemplates, NY, NX), np.float32)
+    for k in range(ntemplates):
+        level = 0.8 + 0.1 * k + 1.0e-4 * xx + 0.05 * (yy / NY) ** 2
+        out[k] = level + (0.3 + 0.15 * k) * (xx >= step)
+    return out
+
+
+def make_bkg(path, ntemplates=3):
+    """SOSS BKG reference (``SossBkgModel``): ``background_templates``, no subarray selector (256 rows)."""
+    data = background_templates(ntemplates)
+    m = datamodels.SossBkgModel(data=data, dq=np.zeros(data.shape, np.uint32), err=np.zeros(data.shape, np.float32))
+    _ref_meta(m, "BKG")
+    save(m, path)
+
+
 def make_refs(refdir, seed=1, subarray="SUBSTRIP256") -> tuple[dict, dict]:
     """Write the six references; returns ({reftype: path}, traces at the exposure's PWCPOS)."""
     refdir = Path(refdir)
@@ -234,7 +258,7 @@ def make_refs(refdir, seed=1, subarray="SUBSTRIP256") -> tuple[dict, dict]:
 # Science exposure
 # ---------------------------------------------------------------------------------------------
 class _Scene:
-    def __init__(self, nints, seed, traces, flat_path, subarray):
+    def __init__(self, nints, seed, traces, flat_path, subarray, background=False):
         self.nints, self.seed = nints, seed
         self.ystart, ny = SUBARRAYS[subarray]
         self.ny = ny
@@ -243,7 +267,14 @@ class _Scene:
         for o, t in traces.items():
             column = 4.0e6 * stellar_photons(t.wavelength) * throughput(o, t.wavelength) * np.abs(np.gradient(t.wavelength))
             scene[:, : t.x.size] += profile_image(t, ny, NX)[:, : t.x.size] * column[None, :]
-        scene += 1.0 + 0.4 * (np.arange(NX) > 750)[None, :]
+        if background:
+            template = background_templates()[BKG_TRUE]
+            step = BKG_STEP[0] + np.round(BKG_STEP[1] * np.arange(NY) / (NY - 1))
+            right = np.arange(NX)[None, :] >= step[:, None]
+            rows = slice(self.ystart - SUBARRAYS["SUBSTRIP256"][0], self.ystart - SUBARRAYS["SUBSTRIP256"][0] + ny)
+            scene += (template * np.where(right, BKG_SCALES[1], BKG_SCALES[0]))[rows]
+        else:
+            scene += 1.0 + 0.4 * (np.arange(NX) > 750)[None, :]
         with datamodels.FlatModel(str(flat_path)) as flat:
             f = np.where(np.isfinite(flat.data), flat.data, 1.0)
         self.rate = (scene * f).astype(np.float32)
@@ -333,12 +364,15 @@ def _set_meta(m, scene, filename, pwcpos, subarray):
         setattr(mt.cal_step, step, "COMPLETE")
 
 
-def make_niriss_soss(outdir, nints=5, seed=1, name=None, chunk=None, pwcpos=PWCPOS, subarray="SUBSTRIP256") -> dict:
+def make_niriss_soss(outdir, nints=5, seed=1, name=None, chunk=None, pwcpos=PWCPOS, subarray="SUBSTRIP256",
+                     background=False) -> dict:
     """Write a synthetic SOSS exposure (``outdir/<name>_rateints.fits``; SUBSTRIP256 or SUBSTRIP96) and
     ``outdir/refs/*``.
 
     Returns {"rateints": [path], "refs": {reftype: path}, "nints", "seed", truth...}.  ``pwcpos=None``
-    writes an exposure without the PWCPOS keyword (for error tests).
+    writes an exposure without the PWCPOS keyword (for error tests).  ``background=True`` adds a BKG
+    reference (``refs/bkg.fits``, 3 templates) and makes the scene's background template ``BKG_TRUE``
+    scaled by ``BKG_SCALES`` left / right of its step (instead of the default flat step at x = 750).
     """
     if nints < 1:
         raise ValueError("nints must be >= 1")
@@ -347,7 +381,10 @@ def make_niriss_soss(outdir, nints=5, seed=1, name=None, chunk=None, pwcpos=PWCP
     if subarray not in SUBARRAYS:
         raise ValueError(f"subarray must be one of {', '.join(SUBARRAYS)}")
     refs, traces = make_refs(outdir / "refs", seed, subarray)
-    scene = _Scene(nints, seed, traces, refs["flat"], subarray)
+    if background:
+        refs["bkg"] = outdir / "refs" / "bkg.fits"
+        make_bkg(refs["bkg"])
+    scene = _Scene(nints, seed, traces, refs["flat"], subarray, background)
     path = outdir / f"{name or DEFAULT_NAME}_rateints.fits"
     m = datamodels.CubeModel(**{MODEL_ATTR[k]: lazy_array((nints, scene.ny, NX), dt) for k, dt in CUBES.items()})
     _set_meta(m, scene, path.name, pwcpos, subarray)
