@@ -1,0 +1,151 @@
+"""NIRISS SOSS beyond the default case: background templates (BKG reference), F277W and FULL exposures
+(which jwst 3.0.0 calibrates but does not extract), and multi-order zarr products; each against jwst
+run offline on the same files (box extraction), or against spec2x's own FITS products."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+import spec2x
+from parity import assert_close_where_finite
+from spec2x import modes, quantiles
+from spec2x.steps import bkg_subtract
+from spec2x.synthetic import make_niriss_soss
+
+SEED = 2
+BOX = {"extract_1d": {"soss_atoca": False}}
+CUBE_EXTENSIONS = ("SCI", "ERR", "VAR_POISSON", "VAR_RNOISE", "VAR_FLAT")
+
+
+def _by_kind(paths):
+    return {p.name.split("_")[-1].split(".")[0]: p for p in paths}
+
+
+def _step_keywords(header):
+    return {k: header[k] for k in header if k.startswith(("S_", "R_"))}
+
+
+# ---------------------------------------------------------------------------------------------- background
+@pytest.fixture(scope="module")
+def bkg_case(tmp_path_factory, jwst_oracle):
+    """4 integrations on a background of template 1 (of 3) scaled 0.9 / 1.2; spec2x and jwst products."""
+    case = make_niriss_soss(tmp_path_factory.mktemp("soss_bkg"), nints=4, seed=SEED, background=True)
+    _, paths = spec2x.run(case["rateints"][0], tmp_path_factory.mktemp("soss_bkg_out"), refs=case["refs"],
+                          chunk_ints=2, params=BOX)
+    return case, _by_kind(paths), jwst_oracle(case["rateints"][0], case["refs"], steps=BOX)
+
+
+@pytest.mark.parametrize("ext", CUBE_EXTENSIONS)
+def test_bkg_calints_equal_jwst(bkg_case, ext):
+    _, ours, theirs = bkg_case
+    with fits.open(ours["calints"]) as a, fits.open(theirs["calints"]) as b:
+        assert_close_where_finite(a[ext].data, b[ext].data, 1e-5, ext)
+
+
+def test_bkg_dq_identical_and_step_recorded(bkg_case):
+    case, ours, theirs = bkg_case
+    with fits.open(ours["calints"]) as a, fits.open(theirs["calints"]) as b:
+        np.testing.assert_array_equal(a["DQ"].data, b["DQ"].data)
+        assert a[0].header["S_BKDSUB"] == b[0].header["S_BKDSUB"] == "COMPLETE"
+        assert a[0].header["R_BKG"].split("/")[-1] == b[0].header["R_BKG"].split("/")[-1] == "bkg.fits"
+
+
+def test_bkg_really_subtracted(bkg_case):
+    """Far from the traces (rows 200+, left of the step) the calibrated background is near zero, where
+    the input holds ~0.9 x the template (about 0.9 DN/s)."""
+    case, ours, _ = bkg_case
+    with fits.open(case["rateints"][0]) as raw, fits.open(ours["calints"]) as cal:
+        before = np.nanmedian(raw["SCI"].data[:, 200:250, 100:600])
+        after = np.nanmedian(cal["SCI"].data[:, 200:250, 100:600])
+    assert before > 0.8 and abs(after) < 0.1 * before
+
+
+@pytest.mark.parametrize("order", (1, 2))
+@pytest.mark.parametrize("column", ("FLUX", "FLUX_ERROR", "WAVELENGTH", "NPIXELS"))
+def test_bkg_x1dints_equal_jwst(bkg_case, order, column):
+    _, ours, theirs = bkg_case
+    with fits.open(ours["x1dints"]) as a, fits.open(theirs["x1dints"]) as b:
+        assert_close_where_finite(a["EXTRACT1D", order].data[column], b["EXTRACT1D", order].data[column], 1e-5,
+                                  f"order {order} {column}")
+
+
+def test_bkg_plan_runs_with_a_reference_and_skips_without(bkg_case):
+    case, _, _ = bkg_case
+    with_ref = spec2x.calibrate(case["rateints"][0], refs=case["refs"], params=BOX)
+    assert "bkg_subtract" in with_ref.plan.run
+    without = spec2x.calibrate(case["rateints"][0], refs={**case["refs"], "bkg": "N/A"}, params=BOX)
+    assert "bkg_subtract" not in without.plan.run
+    assert without.cube.attrs["primary"]["S_BKDSUB"] == "SKIPPED"
+
+
+def test_template_step_is_found_per_row():
+    from spec2x.synthetic.niriss_soss import BKG_STEP, background_templates
+
+    template = background_templates()[0]
+    columns = bkg_subtract.step_columns(template)
+    expected = BKG_STEP[0] + np.round(BKG_STEP[1] * np.arange(256) / 255)
+    # a smoothed step rises most on its first or last column before the jump (a tie of two columns)
+    assert np.all((columns == expected) | (columns == expected - 1))
+
+
+@pytest.mark.parametrize("n", (1, 2, 7, 1000, 4097))
+def test_streamed_percentiles_equal_numpy(n):
+    """Radix selection over 3 parts gives numpy's nanpercentile (scalar and list q) and nanmedian exactly."""
+    rng = np.random.default_rng(n)
+    values = np.round(rng.standard_normal(n) * 10, 1).astype(np.float32)  # ties included
+    parts = np.array_split(values, 3)
+    source = lambda: ([p] for p in parts)
+    for q, weak in ((35.0, True), (25.0, False), (50.0, False)):
+        counts, found = quantiles.order_statistics(source, [lambda m: quantiles.percentile_ranks(m, q)[:2]])
+        lo, hi, gamma = quantiles.percentile_ranks(counts[0], q)
+        got = quantiles.percentile(found[0][lo], found[0][hi], gamma, weak)
+        expected = np.nanpercentile(values, q) if weak else np.nanpercentile(values, [q])[0]
+        assert got == expected and np.asarray(got).dtype == np.asarray(expected).dtype
+    counts, found = quantiles.order_statistics(source, [quantiles.median_ranks])
+    lo, hi = quantiles.median_ranks(n)
+    got = quantiles.median(found[0][lo], found[0][hi], n % 2 == 1)
+    assert got == np.nanmedian(values) and got.dtype == np.float32
+
+
+# ---------------------------------------------------------------------------------------------- F277W, FULL
+@pytest.fixture(scope="module", params=("F277W", "FULL"))
+def unextracted(request, tmp_path_factory, jwst_oracle):
+    """F277W (SUBSTRIP256) and FULL (CLEAR, with a 256-row BKG reference) exposures of 2 integrations."""
+    kwargs = {"filt": "F277W"} if request.param == "F277W" else {"subarray": "FULL", "background": True}
+    case = make_niriss_soss(tmp_path_factory.mktemp(f"soss_{request.param}"), nints=2, seed=SEED, **kwargs)
+    result, paths = spec2x.run(case["rateints"][0], tmp_path_factory.mktemp(f"soss_{request.param}_out"),
+                               refs=case["refs"], chunk_ints=1, params=BOX)
+    return request.param, result, _by_kind(paths), jwst_oracle(case["rateints"][0], case["refs"], steps=BOX)
+
+
+def test_unextracted_modes_write_calints_only_as_jwst(unextracted):
+    name, result, ours, theirs = unextracted
+    assert sorted(ours) == sorted(theirs) == ["calints"]
+    assert result.spectra is None
+    assert {"extract_1d", "photom"} <= set(result.plan.skipped)
+    assert "jwst 3.0.0 skips it" in result.plan.skipped["extract_1d"]
+
+
+def test_unextracted_calints_equal_jwst(unextracted):
+    name, _, ours, theirs = unextracted
+    with fits.open(ours["calints"]) as a, fits.open(theirs["calints"]) as b:
+        assert [(h.name, h.ver) for h in a] == [(h.name, h.ver) for h in b]
+        for ext in CUBE_EXTENSIONS:
+            assert_close_where_finite(a[ext].data, b[ext].data, 1e-5, f"{name} {ext}")
+        np.testing.assert_array_equal(a["DQ"].data, b["DQ"].data)
+        status = {k: v for k, v in _step_keywords(b[0].header).items() if k.startswith("S_")}
+        assert {k: a[0].header.get(k) for k in status} == status
+        if name == "FULL":  # a 256-row template library does not fit a full frame: jwst skips the step
+            assert a["SCI"].data.shape[1:] == (2048, 2048)
+            assert a[0].header["S_BKDSUB"] == "SKIPPED"
+
+
+@pytest.mark.parametrize("keywords, runs", [
+    ({"FILTER": "CLEAR", "SUBARRAY": "SUBSTRIP96"}, True),
+    ({"FILTER": "CLEAR", "SUBARRAY": "SUB204STRIPE_SOSS"}, True),
+    ({"FILTER": "F277W", "SUBARRAY": "SUBSTRIP256"}, False),
+    ({"FILTER": "CLEAR", "SUBARRAY": "FULL"}, False),
+])
+def test_soss_extraction_follows_jwst_filter_and_subarray_rules(keywords, runs):
+    plan = modes.plan({"EXP_TYPE": "NIS_SOSS", "NINTS": 3, **keywords})
+    assert ("extract_1d" in plan.run) is runs and ("photom" in plan.run) is runs
