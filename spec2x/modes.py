@@ -88,11 +88,12 @@ class Mode:
         return None
 
     def step_refused(self, step: str, keywords: dict) -> str | None:
-        """Why jwst skips ``step`` for these keywords (a value its ``step_requires`` does not list), or None."""
+        """Why jwst skips ``step`` for these keywords (a value its ``step_requires`` does not list), or None
+        (an absent keyword is left to the step)."""
         for key, allowed in self.step_requires.get(step, {}).items():
             value = str(keywords.get(key) or "").strip().upper()
-            if value not in allowed:
-                return f"jwst 3.0.0 skips it for {key}={value or '(missing)'} (it needs {key} in {', '.join(allowed)})"
+            if value and value not in allowed:
+                return f"jwst 3.0.0 skips it for {key}={value} (it needs {key} in {', '.join(allowed)})"
         return None
 
     def spectra_path(self) -> tuple:

@@ -4,11 +4,15 @@ run offline on the same files (box extraction), or against spec2x's own FITS pro
 
 import numpy as np
 import pytest
+import xarray as xr
+import zarr
 from astropy.io import fits
 
 import spec2x
 from parity import assert_close_where_finite
 from spec2x import modes, quantiles
+from spec2x.backend import Spec2xBackend
+from spec2x.products.export import export
 from spec2x.steps import bkg_subtract
 from spec2x.synthetic import make_niriss_soss
 
@@ -30,8 +34,9 @@ def _step_keywords(header):
 def bkg_case(tmp_path_factory, jwst_oracle):
     """4 integrations on a background of template 1 (of 3) scaled 0.9 / 1.2; spec2x and jwst products."""
     case = make_niriss_soss(tmp_path_factory.mktemp("soss_bkg"), nints=4, seed=SEED, background=True)
-    _, paths = spec2x.run(case["rateints"][0], tmp_path_factory.mktemp("soss_bkg_out"), refs=case["refs"],
-                          chunk_ints=2, params=BOX)
+    result, paths = spec2x.run(case["rateints"][0], tmp_path_factory.mktemp("soss_bkg_out"), refs=case["refs"],
+                               chunk_ints=2, params=BOX)
+    case["plan"] = result.plan
     return case, _by_kind(paths), jwst_oracle(case["rateints"][0], case["refs"], steps=BOX)
 
 
@@ -71,8 +76,7 @@ def test_bkg_x1dints_equal_jwst(bkg_case, order, column):
 
 def test_bkg_plan_runs_with_a_reference_and_skips_without(bkg_case):
     case, _, _ = bkg_case
-    with_ref = spec2x.calibrate(case["rateints"][0], refs=case["refs"], params=BOX)
-    assert "bkg_subtract" in with_ref.plan.run
+    assert "bkg_subtract" in case["plan"].run
     without = spec2x.calibrate(case["rateints"][0], refs={**case["refs"], "bkg": "N/A"}, params=BOX)
     assert "bkg_subtract" not in without.plan.run
     assert without.cube.attrs["primary"]["S_BKDSUB"] == "SKIPPED"
@@ -149,3 +153,53 @@ def test_unextracted_calints_equal_jwst(unextracted):
 def test_soss_extraction_follows_jwst_filter_and_subarray_rules(keywords, runs):
     plan = modes.plan({"EXP_TYPE": "NIS_SOSS", "NINTS": 3, **keywords})
     assert ("extract_1d" in plan.run) is runs and ("photom" in plan.run) is runs
+
+
+# ---------------------------------------------------------------------------------------------- zarr, 2 orders
+@pytest.fixture(scope="module")
+def soss_zarr(bkg_case, tmp_path_factory):
+    """The background case written as zarr stores (same chunks as its FITS run), and their export."""
+    case, fits_products, _ = bkg_case
+    _, stores = spec2x.run(case["rateints"][0], tmp_path_factory.mktemp("soss_zarr"), refs=case["refs"],
+                           chunk_ints=2, params=BOX, fmt="zarr")
+    exported = export(sorted(stores), tmp_path_factory.mktemp("soss_exported"))
+    return fits_products, _by_kind(stores), _by_kind(exported)
+
+
+def _undated(hdulist) -> bytes:
+    date = hdulist[0].header["DATE"].encode()
+    return np.ascontiguousarray(hdulist["ASDF"].data).tobytes().replace(date, b"-" * len(date))
+
+
+def test_zarr_store_has_one_group_per_order(soss_zarr):
+    _, stores, _ = soss_zarr
+    root = zarr.open_group(str(stores["x1dints"]), mode="r")
+    assert [root[node].attrs["header"]["SPORDER"] for node in ("EXTRACT1D", "EXTRACT1D_2")] == [1, 2]
+    assert root["EXTRACT1D/FLUX"].shape == (4, 2048) and root["EXTRACT1D_2/FLUX"].shape == (4, 1783)
+
+
+@pytest.mark.parametrize("kind", ("calints", "x1dints"))
+def test_zarr_export_equals_the_direct_fits_run(soss_zarr, kind):
+    direct, _, exported = soss_zarr
+    assert exported[kind].stat().st_size == direct[kind].stat().st_size
+    with fits.open(exported[kind]) as a, fits.open(direct[kind]) as b:
+        assert [(h.name, h.ver) for h in a] == [(h.name, h.ver) for h in b]
+        for x, y in zip(a, b):
+            cards = [c.image for c in x.header.cards if c.keyword != "DATE"]
+            assert cards == [c.image for c in y.header.cards if c.keyword != "DATE"], x.name
+            if x.name == "ASDF":
+                assert _undated(a) == _undated(b)
+            elif x.data is not None:
+                assert np.ascontiguousarray(x.data).tobytes() == np.ascontiguousarray(y.data).tobytes(), (x.name, x.ver)
+
+
+@pytest.mark.parametrize("spectrum, length", ((1, 2048), (2, 1783)))
+def test_zarr_spectra_open_with_xarray_as_the_fits_ones(soss_zarr, spectrum, length):
+    direct, stores, _ = soss_zarr
+    store = xr.open_dataset(stores["x1dints"], engine=Spec2xBackend, spectrum=spectrum)
+    table = xr.open_dataset(direct["x1dints"], engine=Spec2xBackend, spectrum=spectrum)
+    assert store.sizes["spectral"] == length and store.attrs["spectra"] == 2
+    assert store.attrs["extract1d"]["SPORDER"] == spectrum
+    assert sorted(store.variables) == sorted(table.variables)
+    for name in table.variables:
+        np.testing.assert_array_equal(store[name].values, table[name].values, err_msg=name)

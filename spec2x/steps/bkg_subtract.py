@@ -26,8 +26,8 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from astropy.io import fits
 from scipy import ndimage
-from stdatamodels.jwst import datamodels
 
 from spec2x import quantiles
 from spec2x.dq import PIXEL
@@ -79,10 +79,10 @@ def prepare(ds: xr.Dataset, refs: dict, soss_source_percentile=35.0, soss_bkg_pe
 def read_templates(path: str, ny: int, nx: int) -> np.ndarray | None:
     """The (n, ny, nx) float32 templates for a frame of ``ny`` rows, or None (jwst skips) when they don't fit."""
     try:
-        with datamodels.SossBkgModel(path) as model:
-            data = np.asarray(model.data, dtype=np.float32)
-    except (OSError, ValueError) as exc:
-        raise RefError("bkg_subtract", "bkg", f"{path}: not a SOSS BKG reference ({exc})") from None
+        with fits.open(path) as hdul:
+            data = np.asarray(hdul["SCI"].data, dtype=np.float32)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise RefError("bkg_subtract", "bkg", f"{path}: not a SOSS BKG reference with a SCI extension ({exc})") from None
     if data.ndim != 3:
         raise RefError("bkg_subtract", "bkg", f"{path}: SCI must be (templates, rows, columns), not {data.shape}")
     if data.shape[1] == 256 and ny == 96:
