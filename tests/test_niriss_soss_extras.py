@@ -10,7 +10,8 @@ from astropy.io import fits
 
 import spec2x
 from parity import assert_close_where_finite
-from spec2x import modes, quantiles
+from spec2x import cli, modes, quantiles
+from spec2x.errors import RefError
 from spec2x.backend import Spec2xBackend
 from spec2x.products.export import export
 from spec2x.steps import bkg_subtract
@@ -80,6 +81,25 @@ def test_bkg_plan_runs_with_a_reference_and_skips_without(bkg_case):
     without = spec2x.calibrate(case["rateints"][0], refs={**case["refs"], "bkg": "N/A"}, params=BOX)
     assert "bkg_subtract" not in without.plan.run
     assert without.cube.attrs["primary"]["S_BKDSUB"] == "SKIPPED"
+
+
+def test_plan_command_shows_bkg_subtract_only_with_a_reference(bkg_case, capsys):
+    case, _, _ = bkg_case
+    rateints = str(case["rateints"][0])
+    assert cli.main(["plan", rateints]) == 0
+    assert "bkg_subtract: a required reference file is N/A (bkg)" in capsys.readouterr().out
+    assert cli.main(["plan", rateints, "--ref", f"bkg={case['refs']['bkg']}"]) == 0
+    assert "   2. bkg_subtract\n" in capsys.readouterr().out
+
+
+def test_bkg_reference_without_template_cube_is_a_clear_error(bkg_case, tmp_path):
+    case, _, _ = bkg_case
+    path = tmp_path / "bkg_2d.fits"
+    with fits.open(case["refs"]["bkg"]) as hdul:
+        hdul["SCI"].data = hdul["SCI"].data[0]
+        hdul.writeto(path)
+    with pytest.raises(RefError, match=r"bkg_2d.fits: SCI must be \(templates, rows, columns\)"):
+        spec2x.calibrate(case["rateints"][0], refs={**case["refs"], "bkg": str(path)}, params=BOX)
 
 
 def test_template_step_is_found_per_row():
