@@ -83,6 +83,23 @@ def test_bkg_plan_runs_with_a_reference_and_skips_without(bkg_case):
     assert without.cube.attrs["primary"]["S_BKDSUB"] == "SKIPPED"
 
 
+def test_bkg_substrip96_cuts_the_templates_as_jwst(tmp_path_factory, jwst_oracle):
+    """SUBSTRIP96 uses rows 10-105 of the 256-row templates."""
+    case = make_niriss_soss(tmp_path_factory.mktemp("soss96_bkg"), nints=2, seed=SEED, subarray="SUBSTRIP96",
+                            background=True)
+    _, paths = spec2x.run(case["rateints"][0], tmp_path_factory.mktemp("soss96_bkg_out"), refs=case["refs"],
+                          chunk_ints=1, params=BOX)
+    ours, theirs = _by_kind(paths), jwst_oracle(case["rateints"][0], case["refs"], steps=BOX)
+    with fits.open(ours["calints"]) as a, fits.open(theirs["calints"]) as b:
+        assert a[0].header["S_BKDSUB"] == b[0].header["S_BKDSUB"] == "COMPLETE"
+        assert_close_where_finite(a["SCI"].data, b["SCI"].data, 1e-5, "SCI")
+        np.testing.assert_array_equal(a["DQ"].data, b["DQ"].data)
+    with fits.open(ours["x1dints"]) as a, fits.open(theirs["x1dints"]) as b:
+        for order in (1, 2):
+            assert_close_where_finite(a["EXTRACT1D", order].data["FLUX"], b["EXTRACT1D", order].data["FLUX"], 1e-5,
+                                      f"order {order} FLUX")
+
+
 def test_plan_command_shows_bkg_subtract_only_with_a_reference(bkg_case, capsys):
     case, _, _ = bkg_case
     rateints = str(case["rateints"][0])
