@@ -7,12 +7,12 @@ import pytest
 import xarray as xr
 import zarr
 from astropy.io import fits
+from parity import assert_close_where_finite
 
 import spec2x
-from parity import assert_close_where_finite
 from spec2x import cli, modes, quantiles
-from spec2x.errors import RefError
 from spec2x.backend import Spec2xBackend
+from spec2x.errors import RefError
 from spec2x.products.export import export
 from spec2x.steps import bkg_subtract
 from spec2x.synthetic import make_niriss_soss
@@ -49,7 +49,7 @@ def test_bkg_calints_equal_jwst(bkg_case, ext):
 
 
 def test_bkg_dq_identical_and_step_recorded(bkg_case):
-    case, ours, theirs = bkg_case
+    _, ours, theirs = bkg_case
     with fits.open(ours["calints"]) as a, fits.open(theirs["calints"]) as b:
         np.testing.assert_array_equal(a["DQ"].data, b["DQ"].data)
         assert a[0].header["S_BKDSUB"] == b[0].header["S_BKDSUB"] == "COMPLETE"
@@ -137,7 +137,7 @@ def test_streamed_percentiles_equal_numpy(n):
     parts = np.array_split(values, 3)
     source = lambda: ([p] for p in parts)
     for q, weak in ((35.0, True), (25.0, False), (50.0, False)):
-        counts, found = quantiles.order_statistics(source, [lambda m: quantiles.percentile_ranks(m, q)[:2]])
+        counts, found = quantiles.order_statistics(source, [lambda m, q=q: quantiles.percentile_ranks(m, q)[:2]])
         lo, hi, gamma = quantiles.percentile_ranks(counts[0], q)
         got = quantiles.percentile(found[0][lo], found[0][hi], gamma, weak)
         expected = np.nanpercentile(values, q) if weak else np.nanpercentile(values, [q])[0]
@@ -160,7 +160,7 @@ def unextracted(request, tmp_path_factory, jwst_oracle):
 
 
 def test_unextracted_modes_write_calints_only_as_jwst(unextracted):
-    name, result, ours, theirs = unextracted
+    _, result, ours, theirs = unextracted
     assert sorted(ours) == sorted(theirs) == ["calints"]
     assert result.spectra is None
     assert {"extract_1d", "photom"} <= set(result.plan.skipped)
@@ -240,3 +240,10 @@ def test_zarr_spectra_open_with_xarray_as_the_fits_ones(soss_zarr, spectrum, len
     assert sorted(store.variables) == sorted(table.variables)
     for name in table.variables:
         np.testing.assert_array_equal(store[name].values, table[name].values, err_msg=name)
+
+
+@pytest.mark.parametrize("params", ({"soss_bkg_percentile": [25.0]}, {"soss_source_percentile": 135.0}))
+def test_bad_bkg_percentiles_are_clear_errors(bkg_case, params):
+    case, _, _ = bkg_case
+    with pytest.raises(spec2x.errors.Spec2xError, match="bkg_subtract: soss_.*_percentile="):
+        spec2x.calibrate(case["rateints"][0], refs=case["refs"], params={**BOX, "bkg_subtract": params})

@@ -19,6 +19,7 @@ exposures from an association (the other modes' bkg_subtract) are not implemente
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -31,7 +32,7 @@ from scipy import ndimage
 
 from spec2x import quantiles
 from spec2x.dq import PIXEL
-from spec2x.errors import NotImplementedForMode, RefError
+from spec2x.errors import NotImplementedForMode, RefError, Spec2xError
 from spec2x.meta import keyword, with_keywords
 
 log = logging.getLogger(__name__)
@@ -64,13 +65,18 @@ def prepare(ds: xr.Dataset, refs: dict, soss_source_percentile=35.0, soss_bkg_pe
     exp_type = str(keyword(ds, "EXP_TYPE", "")).upper()
     if exp_type != "NIS_SOSS":
         raise NotImplementedForMode(f"bkg_subtract: background subtraction for EXP_TYPE={exp_type} is not implemented")
-    low, high = soss_bkg_percentile or DEFAULT_BKG_PERCENTILE
+    bounds = DEFAULT_BKG_PERCENTILE if soss_bkg_percentile is None else tuple(soss_bkg_percentile)
+    if len(bounds) != 2 or not all(0 <= float(b) <= 100 for b in bounds):
+        raise Spec2xError(f"bkg_subtract: soss_bkg_percentile={soss_bkg_percentile!r}: give two percentiles "
+                          "(low, high) between 0 and 100")
+    if not 0 <= float(soss_source_percentile) <= 100:
+        raise Spec2xError(f"bkg_subtract: soss_source_percentile={soss_source_percentile!r}: not between 0 and 100")
     templates = read_templates(refs["bkg"], ds.sizes["y"], ds.sizes["x"])
     if templates is None:
         return None
     cube = _Cube(ds)
     threshold = source_threshold(cube, float(soss_source_percentile))
-    fit = best_template(cube, templates, threshold, (float(low), float(high)))
+    fit = best_template(cube, templates, threshold, (float(bounds[0]), float(bounds[1])))
     if fit is None:
         log.warning("bkg_subtract: template matching failed; background not subtracted")
     return fit
@@ -129,7 +135,7 @@ class _Cube:
             yield from self.cached
             return
         bounds = np.cumsum((0, *self.sci.chunks[0]))
-        for a, b in zip(bounds[:-1], bounds[1:]):
+        for a, b in itertools.pairwise(bounds):
             block = dask.compute(self.sci[a:b], self.dq[a:b])
             block = (np.asarray(block[0], np.float32), np.asarray(block[1], np.uint32))
             if self.cached is not None:
@@ -232,6 +238,7 @@ def apply(ds: xr.Dataset, fit: SossBackground | None) -> xr.Dataset:
     sci = ds["sci"]
     data = sci.data
     if isinstance(data, da.Array):
+        data = data.rechunk((data.chunks[0], -1, -1))   # whole frames: the template covers one
         out = da.map_blocks(subtract, data, dask.delayed(fit, pure=True), dtype=np.float32)
     else:
         out = subtract(np.asarray(data), fit)
