@@ -3,7 +3,7 @@
 jwst takes ``np.nanpercentile``/``np.nanmedian`` of arrays gathered from a whole exposure.  spec2x gets
 the same values by radix selection over passes of the data: float32 values map to unsigned keys
 ordered as the floats are; one pass counts the keys' upper 16 bits, a second pass counts the lower 16
-bits of the values in the bins holding the wanted ranks, which gives those order statistics exactly.
+bits of the values in the bins holding the wanted ranks (``kernels.soss_bkg.key_histogram``), which gives those order statistics exactly.
 Memory holds two 65536-bin histograms per set, whatever the number of values.  numpy's linear
 interpolation between neighbouring order statistics is then reproduced bit for bit (``percentile``).
 
@@ -17,13 +17,9 @@ import math
 
 import numpy as np
 
+from kernels import soss_bkg
+
 BINS = 1 << 16
-
-
-def ordered_keys(values: np.ndarray) -> np.ndarray:
-    """uint32 keys whose unsigned order is the order of the float32 ``values`` (no NaNs)."""
-    bits = np.ascontiguousarray(values, np.float32).view(np.uint32)
-    return np.where(bits & np.uint32(0x80000000), ~bits, bits | np.uint32(0x80000000))
 
 
 def _from_key(key: int) -> np.float32:
@@ -36,36 +32,30 @@ def order_statistics(source, ranks: list) -> tuple[list, list]:
     (0-based) value of set ``s`` for every rank in ``ranks[s]`` (a callable ``n -> ranks`` or a list)."""
     nsets = len(ranks)
     high = [np.zeros(BINS, np.int64) for _ in range(nsets)]
+    no_bins, no_low = np.zeros(0, np.uint32), np.zeros((0, BINS), np.int64)
     for item in source():
         for s, values in enumerate(item):
-            if values.size:
-                high[s] += np.bincount(ordered_keys(values) >> 16, minlength=BINS)
+            soss_bkg.key_histogram(np.ascontiguousarray(values, np.float32), no_bins, no_low, high[s])
     counts = [int(h.sum()) for h in high]
     wanted = [sorted(set(r(n) if callable(r) else r)) for r, n in zip(ranks, counts)]
-    # the bin of each rank, and the rank within that bin
     cumulative = [np.cumsum(h) for h in high]
-    where = [{r: (int(np.searchsorted(c, r, side="right")), 0) for r in w} for c, w in zip(cumulative, wanted)]
-    for s, found in enumerate(where):
-        for r, (b, _) in found.items():
-            found[r] = (b, r - (int(cumulative[s][b - 1]) if b else 0))
-    bins = [sorted({b for b, _ in found.values()}) for found in where]
-    low = [{b: np.zeros(BINS, np.int64) for b in bs} for bs in bins]
-    if any(bins):
+    where = []                      # per set: rank -> (upper-bits bin, rank within the bin)
+    for c, w in zip(cumulative, wanted):
+        bins = {r: int(np.searchsorted(c, r, side="right")) for r in w}
+        where.append({r: (b, r - (int(c[b - 1]) if b else 0)) for r, b in bins.items()})
+    bins = [np.array(sorted({b for b, _ in found.values()}), np.uint32) for found in where]
+    low = [np.zeros((b.size, BINS), np.int64) for b in bins]
+    if any(b.size for b in bins):
+        scratch = np.zeros(BINS, np.int64)
         for item in source():
             for s, values in enumerate(item):
-                if not bins[s] or not values.size:
-                    continue
-                keys = ordered_keys(values)
-                top = keys >> 16
-                for b in bins[s]:
-                    low[s][b] += np.bincount(keys[top == b] & 0xFFFF, minlength=BINS)
+                if bins[s].size:
+                    soss_bkg.key_histogram(np.ascontiguousarray(values, np.float32), bins[s], low[s], scratch)
     values = []
     for s, found in enumerate(where):
-        out = {}
-        for r, (b, within) in found.items():
-            k = int(np.searchsorted(np.cumsum(low[s][b]), within, side="right"))
-            out[r] = _from_key((b << 16) | k)
-        values.append(out)
+        row = {int(b): k for k, b in enumerate(bins[s])}
+        values.append({r: _from_key((b << 16) | int(np.searchsorted(np.cumsum(low[s][row[b]]), within, side="right")))
+                       for r, (b, within) in found.items()})
     return counts, values
 
 

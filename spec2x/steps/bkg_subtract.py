@@ -13,7 +13,8 @@ no usable pixels, leaves the data alone with S_BKDSUB=SKIPPED.
 
 The scales are exposure-wide statistics, so ``prepare`` reads the cube in passes of chunks (kept in
 memory between passes when the cube is small): percentiles and medians are exact, as numpy's
-(``spec2x.quantiles``).  ``apply`` is one float64 expression per pixel, lazy per chunk.  Background
+(``spec2x.quantiles``); the fitted pixels of each block are gathered by one numba kernel
+(``kernels.soss_bkg``).  ``apply`` is one float64 expression per pixel, lazy per chunk.  Background
 exposures from an association (the other modes' bkg_subtract) are not implemented.
 """
 
@@ -30,6 +31,7 @@ import xarray as xr
 from astropy.io import fits
 from scipy import ndimage
 
+from kernels import soss_bkg
 from spec2x import quantiles
 from spec2x.dq import PIXEL
 from spec2x.errors import NotImplementedForMode, RefError, Spec2xError
@@ -43,7 +45,8 @@ STEP_COLUMNS = (685, 725)    # where the template's level step is looked for
 FIT_LAST_COLUMN = 950        # right-side pixels beyond this column are not fitted (source light)
 SUBSTRIP96_FIRST_ROW = 10    # SUBSTRIP96 within a 256-row template
 SMOOTHING = 3.0
-CACHE_BYTES = 512 * 2**20    # cubes up to this size are read once for all passes
+CACHE_BYTES = 256 * 2**20    # cubes (SCI + DQ) up to this size are read once for all passes
+FLAGS = np.uint32(PIXEL["DO_NOT_USE"] | PIXEL["REFERENCE_PIXEL"])   # pixels never fitted
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,7 @@ class _Cube:
 
 
 def _flagged(dq: np.ndarray) -> np.ndarray:
-    return (dq & np.uint32(PIXEL["DO_NOT_USE"] | PIXEL["REFERENCE_PIXEL"])) != 0
+    return (dq & FLAGS) != 0
 
 
 def source_threshold(cube: _Cube, percentile: float) -> np.float32:
@@ -161,34 +164,46 @@ def source_threshold(cube: _Cube, percentile: float) -> np.float32:
     return quantiles.percentile(values[0][lo], values[0][hi], gamma, weak=True)
 
 
-def _fit_sets(cube: _Cube, fit_masks: list, templates: np.ndarray, threshold):
-    """Per pass, per block: data and template values, one pair per (template, side), of the fitted pixels
-    (in the side's mask, not bright, not flagged) whose ratio is finite."""
-    for sci, dq in cube.blocks():
-        usable = ~((np.isfinite(sci) & (sci >= threshold)) | _flagged(dq))
-        item = []
-        for t, masks in enumerate(fit_masks):
-            for mask in masks:
-                pick = usable & mask[None]
-                data = sci[pick]
-                model = np.broadcast_to(templates[t], sci.shape)[pick]
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    ratio = data / model
-                finite = np.isfinite(ratio)
-                item.append((data[finite], model[finite], ratio[finite]))
-        yield item
+class _FitSets:
+    """Per block of integrations, the (data, template, ratio) values of each (template, side)'s fitted
+    pixels (``kernels.soss_bkg.fit_pixels``); kept after the first pass when the cube is small."""
+
+    def __init__(self, cube: _Cube, templates: np.ndarray, threshold):
+        masks = [sides(t, for_fit=True) for t in templates]
+        self.side = np.stack([np.where(right, 1, np.where(left, 0, -1)) for left, right in masks]).astype(np.int8)
+        self.cube, self.templates, self.threshold = cube, templates, np.float32(threshold)
+        self.cached = [] if cube.cached is not None else None
+        self._complete = False
+
+    def blocks(self):
+        if self._complete:
+            yield from self.cached
+            return
+        for sci, dq in self.cube.blocks():
+            data, model, ratio, offsets = soss_bkg.fit_pixels(sci, dq, FLAGS, self.threshold, self.templates,
+                                                              self.side)
+            item = [(data[a:b], model[a:b], ratio[a:b]) for a, b in itertools.pairwise(offsets)]
+            if self.cached is not None:
+                self.cached.append(item)
+            yield item
+        if self.cached is not None:
+            self._complete = True
+            self.cube.cached = None   # the sets are all later passes need
+
+    def ratios(self):
+        for item in self.blocks():
+            yield [ratio for _, _, ratio in item]
 
 
 def best_template(cube: _Cube, templates: np.ndarray, threshold, percentiles: tuple) -> SossBackground | None:
     """The template (and its two scales) with the least summed RMS residual, as jwst chooses it."""
-    fit_masks = [sides(t, for_fit=True) for t in templates]
-    sets = lambda: ([r for _, _, r in item] for item in _fit_sets(cube, fit_masks, templates, threshold))
+    sets = _FitSets(cube, templates, threshold)
     nsets = 2 * len(templates)
 
     def bounds_ranks(n):
         return [i for q in percentiles for i in quantiles.percentile_ranks(n, q)[:2]] if n else []
 
-    counts, values = quantiles.order_statistics(sets, [bounds_ranks] * nsets)
+    counts, values = quantiles.order_statistics(sets.ratios, [bounds_ranks] * nsets)
     limits = []
     for n, found in zip(counts, values):
         if not n:
@@ -201,7 +216,7 @@ def best_template(cube: _Cube, templates: np.ndarray, threshold, percentiles: tu
         limits.append(tuple(pair))
 
     def inside():
-        for ratios in sets():
+        for ratios in sets.ratios():
             yield [r[(r > lim[0]) & (r < lim[1])] if lim is not None else r[:0] for r, lim in zip(ratios, limits)]
 
     kept, middles = quantiles.order_statistics(inside, [lambda n: quantiles.median_ranks(n) if n else []] * nsets)
@@ -210,19 +225,20 @@ def best_template(cube: _Cube, templates: np.ndarray, threshold, percentiles: tu
         if n:
             lo, hi = quantiles.median_ranks(n)
             scales[s] = np.float64(quantiles.median(found[lo], found[hi], n % 2 == 1))
-    rms = _rms(cube, fit_masks, templates, threshold, scales) if len(templates) > 1 else np.zeros(nsets)
+    rms = _rms(sets, scales) if len(templates) > 1 else np.zeros(nsets)
     rms[np.isnan(scales)] = np.inf
     totals = rms.reshape(-1, 2).sum(axis=1)
     if not np.isfinite(totals).any():
         return None
     best = int(np.argmin(totals))
-    return SossBackground(templates[best], sides(templates[best], for_fit=False)[1], (float(scales[2 * best]), float(scales[2 * best + 1])), best)
+    return SossBackground(templates[best], sides(templates[best], for_fit=False)[1],
+                          (float(scales[2 * best]), float(scales[2 * best + 1])), best)
 
 
-def _rms(cube, fit_masks, templates, threshold, scales) -> np.ndarray:
+def _rms(sets: _FitSets, scales: np.ndarray) -> np.ndarray:
     """RMS of data - scale x template over each (template, side)'s fitted pixels."""
     total, count = np.zeros(scales.size), np.zeros(scales.size)
-    for item in _fit_sets(cube, fit_masks, templates, threshold):
+    for item in sets.blocks():
         for s, (data, model, _) in enumerate(item):
             if np.isfinite(scales[s]):
                 total[s] += np.sum(np.square(data - model * scales[s]))
