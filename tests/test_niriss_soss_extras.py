@@ -247,3 +247,28 @@ def test_bad_bkg_percentiles_are_clear_errors(bkg_case, params):
     case, _, _ = bkg_case
     with pytest.raises(spec2x.errors.Spec2xError, match="bkg_subtract: soss_.*_percentile="):
         spec2x.calibrate(case["rateints"][0], refs=case["refs"], params={**BOX, "bkg_subtract": params})
+
+
+def test_fit_pixels_kernel_matches_the_masks():
+    """The kernel's sets are the numpy selection: usable pixels in each side's mask with a finite ratio."""
+    from kernels import soss_bkg
+
+    rng = np.random.default_rng(5)
+    sci = rng.normal(1.0, 0.5, (3, 6, 9)).astype(np.float32)
+    sci[0, 1, 2] = np.nan
+    dq = np.where(rng.random(sci.shape) < 0.1, bkg_subtract.FLAGS, 0).astype(np.uint32)
+    templates = rng.uniform(0.5, 1.5, (2, 6, 9)).astype(np.float32)
+    templates[1, 2, 3] = 0.0
+    side = rng.integers(-1, 2, (2, 6, 9)).astype(np.int8)
+    threshold = np.float32(1.2)
+    data, model, ratio, offsets = soss_bkg.fit_pixels(sci, dq, bkg_subtract.FLAGS, threshold, templates, side)
+    usable = ~((np.isfinite(sci) & (sci >= threshold)) | ((dq & bkg_subtract.FLAGS) != 0))
+    for t in range(2):
+        for s in range(2):
+            pick = usable & (side[t] == s)[None]
+            expected = sci[pick] / np.broadcast_to(templates[t], sci.shape)[pick]
+            expected = expected[np.isfinite(expected)]
+            k = 2 * t + s
+            got = ratio[offsets[k]:offsets[k + 1]]
+            np.testing.assert_array_equal(np.sort(got), np.sort(expected))
+            np.testing.assert_array_equal(data[offsets[k]:offsets[k + 1]] / model[offsets[k]:offsets[k + 1]], got)
