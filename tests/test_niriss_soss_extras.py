@@ -242,7 +242,8 @@ def test_zarr_spectra_open_with_xarray_as_the_fits_ones(soss_zarr, spectrum, len
         np.testing.assert_array_equal(store[name].values, table[name].values, err_msg=name)
 
 
-@pytest.mark.parametrize("params", ({"soss_bkg_percentile": [25.0]}, {"soss_source_percentile": 135.0}))
+@pytest.mark.parametrize("params", ({"soss_bkg_percentile": [25.0]}, {"soss_bkg_percentile": "low"},
+                                    {"soss_source_percentile": 135.0}))
 def test_bad_bkg_percentiles_are_clear_errors(bkg_case, params):
     case, _, _ = bkg_case
     with pytest.raises(spec2x.errors.Spec2xError, match="bkg_subtract: soss_.*_percentile="):

@@ -68,21 +68,29 @@ def prepare(ds: xr.Dataset, refs: dict, soss_source_percentile=35.0, soss_bkg_pe
     exp_type = str(keyword(ds, "EXP_TYPE", "")).upper()
     if exp_type != "NIS_SOSS":
         raise NotImplementedForMode(f"bkg_subtract: background subtraction for EXP_TYPE={exp_type} is not implemented")
-    bounds = DEFAULT_BKG_PERCENTILE if soss_bkg_percentile is None else tuple(soss_bkg_percentile)
-    if len(bounds) != 2 or not all(0 <= float(b) <= 100 for b in bounds):
-        raise Spec2xError(f"bkg_subtract: soss_bkg_percentile={soss_bkg_percentile!r}: give two percentiles "
-                          "(low, high) between 0 and 100")
-    if not 0 <= float(soss_source_percentile) <= 100:
-        raise Spec2xError(f"bkg_subtract: soss_source_percentile={soss_source_percentile!r}: not between 0 and 100")
+    bounds = _percentiles("soss_bkg_percentile", DEFAULT_BKG_PERCENTILE if soss_bkg_percentile is None
+                          else soss_bkg_percentile, 2)
+    source_percentile = _percentiles("soss_source_percentile", [soss_source_percentile], 1)[0]
     templates = read_templates(refs["bkg"], ds.sizes["y"], ds.sizes["x"])
     if templates is None:
         return None
     cube = _Cube(ds)
-    threshold = source_threshold(cube, float(soss_source_percentile))
-    fit = best_template(cube, templates, threshold, (float(bounds[0]), float(bounds[1])))
+    threshold = source_threshold(cube, source_percentile)
+    fit = best_template(cube, templates, threshold, bounds)
     if fit is None:
         log.warning("bkg_subtract: template matching failed; background not subtracted")
     return fit
+
+
+def _percentiles(name: str, values, count: int) -> tuple:
+    """``count`` floats in [0, 100] from a step parameter; a clear error otherwise."""
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        out = ()
+    if len(out) != count or not all(0 <= v <= 100 for v in out):
+        raise Spec2xError(f"bkg_subtract: {name}={values!r}: give {count} percentile(s) between 0 and 100")
+    return out
 
 
 def read_templates(path: str, ny: int, nx: int) -> np.ndarray | None:
