@@ -120,12 +120,12 @@ _GRISM_NOTE = "flat_field runs before extract_2d for grism modes (spec footnote 
 GRISM_PATH = ("assign_wcs", "badpix_selfcal", "msa_flagging", "clean_flicker_noise", "imprint_subtract",
               "bkg_subtract", "flat_field", "extract_2d", "srctype", "straylight", "fringe", "pathloss",
               "barshadow", "wfss_contam", "photom")
-# Long-wave filters NIRCam's grism time series uses with GRISMR (jwst 3.0.0 has no DHS/short-wave support here).
 # Subarrays jwst 3.0.0 extracts SOSS spectra for (jwst.lib.exposure_types.NIS_SOSS_SUPPORTED_SUBARRAYS);
 # it extracts through the CLEAR filter only.  Otherwise extract_1d returns SKIPPED, photom is not run and
 # no x1dints is written.
 SOSS_EXTRACTION = {"FILTER": ("CLEAR",), "SUBARRAY": ("SUBSTRIP256", "SUB17STRIPE_SOSS", "SUB60STRIPE_SOSS",
                                                       "SUB204STRIPE_SOSS", "SUB680STRIPE_SOSS", "SUBSTRIP96")}
+# Long-wave filters NIRCam's grism time series uses with GRISMR (jwst 3.0.0 has no DHS/short-wave support here).
 NIRCAM_GRISM_FILTERS = ("F250M", "F277W", "F300M", "F322W2", "F335M", "F356W", "F360M", "F410M", "F430M",
                         "F444W", "F460M", "F480M")
 MODES = (

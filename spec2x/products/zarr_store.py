@@ -46,8 +46,9 @@ def _headers(model, streamed: dict) -> dict:
     for hdu in hdulist:
         if hdu.name == "ASDF":
             continue
-        out[node_name(fits_io.extension_key(hdu))] = {k: _json_safe(v) for k, v in hdu.header.items()
-                         if k and not k.startswith(skip) and k not in ("COMMENT", "HISTORY")}
+        out[node_name(fits_io.extension_key(hdu))] = {
+            k: _json_safe(v) for k, v in hdu.header.items()
+            if k and not k.startswith(skip) and k not in ("COMMENT", "HISTORY")}
     return out
 
 

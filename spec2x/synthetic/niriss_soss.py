@@ -1,5 +1,6 @@
-"""Deterministic synthetic NIRISS SOSS time series (NIS_SOSS, SUBSTRIP256 or SUBSTRIP96, CLEAR/GR700XD) and the
-reference files stage 2 uses for it: specwcs, pastasoss, specprofile, speckernel, flat, photom.
+"""Deterministic synthetic NIRISS SOSS time series (NIS_SOSS; SUBSTRIP256, SUBSTRIP96 or FULL; GR700XD with
+CLEAR or F277W) and the reference files stage 2 uses for it: specwcs, pastasoss, specprofile, speckernel,
+flat, photom, and on request a BKG library of background templates.
 
 The geometry is a smooth model of its own (not instrument data), written in the CRDS formats: orders 1 and
 2 follow polynomial traces close to where SOSS puts them (order 2 overlaps the wings of order 1 at
