@@ -45,7 +45,7 @@ STEP_COLUMNS = (685, 725)    # where the template's level step is looked for
 FIT_LAST_COLUMN = 950        # right-side pixels beyond this column are not fitted (source light)
 SUBSTRIP96_FIRST_ROW = 10    # SUBSTRIP96 within a 256-row template
 SMOOTHING = 3.0
-CACHE_BYTES = 256 * 2**20    # cubes (SCI + DQ) up to this size are read once for all passes
+CACHE_BYTES = 128 * 2**20    # cubes (SCI + DQ) up to this size are read once for all passes (peak ~3x)
 FLAGS = np.uint32(PIXEL["DO_NOT_USE"] | PIXEL["REFERENCE_PIXEL"])   # pixels never fitted
 
 
