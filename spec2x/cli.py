@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="print the steps that will run for an exposure")
     plan.add_argument("inputs", nargs="+")
+    plan.add_argument("--ref", action="append", metavar="REFTYPE=PATH",
+                      help="reference file (repeatable): steps that need an optional one (SOSS bkg) run only with it")
+    plan.add_argument("--refs-dir", action="append", default=[], type=Path, help="folder of reference files")
 
     export = sub.add_parser("export", help="write FITS products from finished spec2x zarr stores")
     export.add_argument("stores", nargs="+", type=Path, help="_calints.zarr/_x1dints.zarr stores")
@@ -140,9 +143,13 @@ def _plan(args) -> int:
     from spec2x.exposure import open_exposure
     from spec2x.meta import exposure_keywords
     from spec2x.modes import plan
+    from spec2x.pipeline import without_absent_references
+    from spec2x.refs import RefSet
 
     ds = open_exposure(_inputs(args.inputs))
-    print(plan(exposure_keywords(ds), source=ds.attrs["filename"]).describe())
+    keywords = exposure_keywords(ds)
+    refs = RefSet(explicit=_parse_refs(args.ref), search_dirs=[str(d) for d in args.refs_dir])
+    print(without_absent_references(plan(keywords, source=ds.attrs["filename"]), refs, keywords).describe())
     return 0
 
 

@@ -76,6 +76,7 @@ class Mode:
     reftypes: dict = field(default_factory=dict)   # step -> reftypes jwst records, where not STEP_REFTYPES
     reference_background: bool = False             # bkg_subtract uses a BKG reference, not ASN members
     optional_steps: tuple = ()                     # steps that jwst skips when their reference is absent
+    step_requires: dict = field(default_factory=dict)  # step -> {keyword: values}: jwst skips it otherwise
 
     def unsupported(self, keywords: dict) -> str | None:
         """The first keyword whose value this mode does not support, as a message; None if all are fine
@@ -84,6 +85,15 @@ class Mode:
             value = str(keywords.get(key) or "").strip().upper()
             if value and value not in allowed:
                 return f"{key}={value} is not supported for {self.name} (supported: {', '.join(allowed)})"
+        return None
+
+    def step_refused(self, step: str, keywords: dict) -> str | None:
+        """Why jwst skips ``step`` for these keywords (a value its ``step_requires`` does not list), or None
+        (an absent keyword is left to the step)."""
+        for key, allowed in self.step_requires.get(step, {}).items():
+            value = str(keywords.get(key) or "").strip().upper()
+            if value and value not in allowed:
+                return f"jwst 3.0.0 skips it for {key}={value} (it needs {key} in {', '.join(allowed)})"
         return None
 
     def spectra_path(self) -> tuple:
@@ -110,6 +120,11 @@ _GRISM_NOTE = "flat_field runs before extract_2d for grism modes (spec footnote 
 GRISM_PATH = ("assign_wcs", "badpix_selfcal", "msa_flagging", "clean_flicker_noise", "imprint_subtract",
               "bkg_subtract", "flat_field", "extract_2d", "srctype", "straylight", "fringe", "pathloss",
               "barshadow", "wfss_contam", "photom")
+# Subarrays jwst 3.0.0 extracts SOSS spectra for (jwst.lib.exposure_types.NIS_SOSS_SUPPORTED_SUBARRAYS);
+# it extracts through the CLEAR filter only.  Otherwise extract_1d returns SKIPPED, photom is not run and
+# no x1dints is written.
+SOSS_EXTRACTION = {"FILTER": ("CLEAR",), "SUBARRAY": ("SUBSTRIP256", "SUB17STRIPE_SOSS", "SUB60STRIPE_SOSS",
+                                                      "SUB204STRIPE_SOSS", "SUB680STRIPE_SOSS", "SUBSTRIP96")}
 # Long-wave filters NIRCam's grism time series uses with GRISMR (jwst 3.0.0 has no DHS/short-wave support here).
 NIRCAM_GRISM_FILTERS = ("F250M", "F277W", "F300M", "F322W2", "F335M", "F356W", "F360M", "F410M", "F430M",
                         "F444W", "F460M", "F480M")
@@ -156,6 +171,7 @@ MODES = (
                       "photom": (("photom",), ("area",))},
          reftypes={"extract_1d": ("pastasoss", "specprofile", "speckernel")}, reference_background=True,
          optional_steps=("bkg_subtract", "pathloss"),
+         step_requires={"extract_1d": SOSS_EXTRACTION, "photom": SOSS_EXTRACTION},
          jwst_path=tuple(s for s in COMMON_PATH if s not in ("photom", "residual_fringe"))),
     Mode("NIRISS WFSS", ("NIS_WFSS",),
          ("assign_wcs", "bkg_subtract", "flat_field", "extract_2d", "srctype", "wfss_contam", "photom",
@@ -265,6 +281,8 @@ def plan(keywords: dict, members: dict | None = None, skip: tuple = (), source: 
             skipped[step] = f"not used for {mode.name}"
         elif step in skip:
             skipped[step] = "skipped by the user"
+        elif mode.step_refused(step, keywords):
+            skipped[step] = mode.step_refused(step, keywords)
         elif step in NEEDS_MEMBERS and not members.get(NEEDS_MEMBERS[step]) and not (
                 step == "bkg_subtract" and mode.reference_background):
             skipped[step] = f"no {NEEDS_MEMBERS[step]} members in the association"

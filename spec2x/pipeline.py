@@ -95,6 +95,21 @@ def calibrate(exposure, refs=None, skip=(), chunk_ints: int | None = None, membe
     return Calibrated(cube, spectra, plan, Recipe(plan, chosen, prepared, params))
 
 
+def without_absent_references(plan: modes.Plan, refs, keywords: dict) -> modes.Plan:
+    """``plan`` with the optional steps (those jwst skips without a reference, e.g. SOSS bkg_subtract)
+    whose reference is absent or N/A moved to the skipped steps, as a run would do (``spec2x plan``)."""
+    refset = _refset(refs)
+    skipped, run = dict(plan.skipped), []
+    for step in plan.run:
+        required = plan.mode.implemented.get(step, ((), ()))[0] if step in plan.mode.optional_steps else ()
+        absent = [r for r in required if refset.resolve(step, r, keywords, required=False) is None]
+        if absent:
+            skipped[step] = f"{REFERENCE_NA} ({absent[0]}): jwst skips the step"
+        else:
+            run.append(step)
+    return modes.Plan(plan.mode, plan.tso, tuple(run), skipped)
+
+
 def step_parameters(given: dict, source: str = "") -> dict:
     """{step: {name: value}} with every step's defaults filled in; an unknown step or parameter is a
     user error that lists the valid ones."""

@@ -155,7 +155,11 @@ class ZarrLayout:
 
     def column(self, index: int, name: str):
         hdu = self.hdulist[index]
-        return self.root[hdu.name][name] if hdu.name in self.streamed else _native(hdu.data[name])
+        if hdu.name not in self.streamed:
+            return _native(hdu.data[name])
+        from spec2x.products import fitsfile, zarr_store
+
+        return self.root[zarr_store.node_name(fitsfile.extension_key(hdu))][name]
 
     def preferred_chunk(self, row_bytes: int) -> int:
         chunks = [a.chunks[0] for name in self.streamed for a in _zarr_arrays(self.root[name])]

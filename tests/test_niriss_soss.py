@@ -231,11 +231,3 @@ def test_substrip96_equals_jwst(substrip96):
             for column in ("WAVELENGTH", "FLUX", "FLUX_ERROR", "NPIXELS"):
                 assert_close_where_finite(a["EXTRACT1D", order].data[column], b["EXTRACT1D", order].data[column],
                                           1e-5, f"order {order} {column}")
-
-
-def test_zarr_of_several_orders_is_a_clear_error(soss_synthetic, tmp_path):
-    from spec2x.errors import Spec2xError
-
-    with pytest.raises(Spec2xError, match="zarr products of several spectral orders"):
-        spec2x.run(soss_synthetic["rateints"][0], tmp_path, refs=soss_synthetic["refs"], params=BOX, fmt="zarr")
-    assert list(tmp_path.iterdir()) == []

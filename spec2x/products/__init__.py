@@ -326,13 +326,10 @@ def _spectra_output(result, out: Output, fmt: str, reuse: bool):
     segment = int(result.cube.attrs["primary"].get("EXSEGNUM", 1) or 1)
     streamed = {"EXTRACT1D": nints}
     if fmt == "zarr":
-        if len(orders) > 1:
-            raise Spec2xError(f"{out.final}: zarr products of several spectral orders are not supported yet; "
-                              "write FITS (--format fits)")
-        columns = _spectral_columns(spectra, segment)
+        tables = _spectral_tables(spectra, segment)
         template = None if reuse else _as_fits(model, lambda m: _spectra_hdulist(m, streamed, spectra))
-        _zarr_store().create_spectra(out, model, columns, spectra, reuse, template=template)
-        out.names = list(columns)
+        _zarr_store().create_spectra(out, model, tables, spectra, reuse, template=template)
+        out.names = [f"{node}/{column}" for node, columns in tables.items() for column in columns]
         out.pick = functools.partial(_pick_columns, segment=segment)
         return
     hdulist = _spectra_hdulist(model, streamed, spectra)
@@ -345,7 +342,14 @@ def _spectra_output(result, out: Output, fmt: str, reuse: bool):
 
 
 def _pick_columns(cube, spectra, segment):
-    return _spectral_columns(spectra, segment)
+    return {f"{node}/{column}": block for node, columns in _spectral_tables(spectra, segment).items()
+            for column, block in columns.items()}
+
+
+def _spectral_tables(spectra: xr.Dataset, segment: int) -> dict:
+    """{zarr node of each EXTRACT1D extension: its columns}: ``EXTRACT1D``, ``EXTRACT1D_2``, ... per order."""
+    return {_zarr_store().node_name("EXTRACT1D" if k == 0 else f"EXTRACT1D,{k + 1}"): _spectral_columns(part, segment)
+            for k, part in enumerate(spectral_orders(spectra))}
 
 
 def _pick_rows(cube, spectra, segment, layouts):

@@ -84,7 +84,8 @@ def export_store(root, final: Path, block_ints: int | None = None) -> Path:
     try:
         with template(root) as hdulist:
             targets = fits_io.lay_out(str(out.temporary), hdulist, streamed)
-            readers = {ext: _reader(root[ext], hdulist[ext]) for ext in streamed}
+            hdus = {fits_io.extension_key(h): h for h in hdulist if h.name in streamed}
+            readers = {key: _reader(root[zarr_store.node_name(key)], hdus[key]) for key in targets}
         nints = max(streamed.values())
         step = block_ints or _block_ints(root, targets)
         for start in range(0, nints, step):
@@ -110,6 +111,6 @@ def _reader(node, hdu):
 
 def _block_ints(root, targets: dict) -> int:
     """Integrations per block: about ``BLOCK_BYTES``, rounded down to whole store chunks."""
-    chunk = max(a.chunks[0] for ext in targets for a in _arrays(root[ext]))
+    chunk = max(a.chunks[0] for key in targets for a in _arrays(root[zarr_store.node_name(key)]))
     per_int = sum(t.row_bytes for t in targets.values())
     return max(1, BLOCK_BYTES // per_int // chunk) * chunk

@@ -1,5 +1,9 @@
 """zarr v3 products: one array per FITS extension (or EXTRACT1D column), chunked by integration.
 
+Spectra are one group of column arrays per EXTRACT1D extension: ``EXTRACT1D``, then ``EXTRACT1D_2``,
+``EXTRACT1D_3`` ... (EXTVER; NIRISS SOSS writes one per spectral order, whose header attrs hold
+SPORDER), each over (integration[, spectral]) with its own spectral length, as the FITS tables are.
+
 Header keywords go to each array's attrs (``header``), exactly the keywords the FITS product would
 carry, so ``spec2x`` zarr stores and FITS products hold the same information.  Each store also keeps
 the FITS layout of its product (``FITS_TEMPLATE``: the bytes of the HDUList the FITS writer lays out,
@@ -42,9 +46,15 @@ def _headers(model, streamed: dict) -> dict:
     for hdu in hdulist:
         if hdu.name == "ASDF":
             continue
-        out[hdu.name] = {k: _json_safe(v) for k, v in hdu.header.items()
-                         if k and not k.startswith(skip) and k not in ("COMMENT", "HISTORY")}
+        out[node_name(fits_io.extension_key(hdu))] = {
+            k: _json_safe(v) for k, v in hdu.header.items()
+            if k and not k.startswith(skip) and k not in ("COMMENT", "HISTORY")}
     return out
+
+
+def node_name(key: str) -> str:
+    """The store node of a FITS extension key (``fitsfile.extension_key``): ``EXTRACT1D,2`` -> ``EXTRACT1D_2``."""
+    return key.replace(",", "_")
 
 
 TEMPLATE = "FITS_TEMPLATE"
@@ -86,16 +96,16 @@ def _table(model):
     return np.asarray(table) if table is not None and len(table) else None
 
 
-def _reopen(out, arrays: dict, prefix: str):
+def _reopen(out, names):
     root = zarr.open_group(str(out.temporary), mode="r+", zarr_format=3)
-    out.targets.extend(root[prefix + name] for name in arrays)
+    out.targets.extend(root[name] for name in names)
 
 
 def create_cube(out, model, arrays: dict, cube, reuse: bool = False, template=None):
     """Create the store of a calibrated cube (or reopen an interrupted one); ``out`` gets
     (dask array, zarr array) pairs to fill.  ``template``: the FITS product's layout HDUList."""
     if reuse:
-        _reopen(out, arrays, "")
+        _reopen(out, arrays)
         return
     nints = cube.sizes["integration"]
     headers = _headers(model, {ext: nints for ext in arrays})
@@ -116,11 +126,13 @@ def create_cube(out, model, arrays: dict, cube, reuse: bool = False, template=No
     _int_times(root, _table(model))
 
 
-def create_spectra(out, model, columns: dict, spectra, reuse: bool = False, template=None):
-    """Create the store of extracted spectra: EXTRACT1D/<COLUMN> arrays over (integration[, spectral]).
-    ``template``: the FITS product's layout HDUList."""
+def create_spectra(out, model, tables: dict, spectra, reuse: bool = False, template=None):
+    """Create the store of extracted spectra: ``tables`` maps each EXTRACT1D node (``node_name``) to its
+    {COLUMN: dask array over (integration[, spectral])}; ``out`` gets the targets ``NODE/COLUMN`` in
+    that order.  ``template``: the FITS product's layout HDUList."""
+    names = [f"{node}/{column}" for node, columns in tables.items() for column in columns]
     if reuse:
-        _reopen(out, columns, "EXTRACT1D/")
+        _reopen(out, names)
         return
     nints = spectra.sizes["integration"]
     headers = _headers(model, {"EXTRACT1D": nints})
@@ -128,10 +140,11 @@ def create_spectra(out, model, columns: dict, spectra, reuse: bool = False, temp
     root.attrs["header"] = headers.get("PRIMARY", {})
     root.attrs["datamodel"] = model.meta.model_type
     _save_template(root, template, {"EXTRACT1D": nints})
-    table = root.create_group("EXTRACT1D")
-    table.attrs["header"] = headers.get("EXTRACT1D", {})
-    for name, arr in columns.items():
-        target = table.create_array(name, shape=arr.shape, chunks=(arr.chunks[0][0], *arr.shape[1:]),
-                                    dtype=arr.dtype, fill_value=0, compressors=COMPRESSORS)
-        out.targets.append(target)
+    for node, columns in tables.items():
+        table = root.create_group(node)
+        table.attrs["header"] = headers.get(node, {})
+        for name, arr in columns.items():
+            target = table.create_array(name, shape=arr.shape, chunks=(arr.chunks[0][0], *arr.shape[1:]),
+                                        dtype=arr.dtype, fill_value=0, compressors=COMPRESSORS)
+            out.targets.append(target)
     _int_times(root, _table(model))

@@ -1,5 +1,6 @@
-"""Deterministic synthetic NIRISS SOSS time series (NIS_SOSS, SUBSTRIP256 or SUBSTRIP96, CLEAR/GR700XD) and the
-reference files stage 2 uses for it: specwcs, pastasoss, specprofile, speckernel, flat, photom.
+"""Deterministic synthetic NIRISS SOSS time series (NIS_SOSS; SUBSTRIP256, SUBSTRIP96 or FULL; GR700XD with
+CLEAR or F277W) and the reference files stage 2 uses for it: specwcs, pastasoss, specprofile, speckernel,
+flat, photom, and on request a BKG library of background templates.
 
 The geometry is a smooth model of its own (not instrument data), written in the CRDS formats: orders 1 and
 2 follow polynomial traces close to where SOSS puts them (order 2 overlaps the wings of order 1 at
@@ -25,7 +26,8 @@ from spec2x.synthetic.common import CUBES, MODEL_ATTR, lazy_array, save, write_s
 
 NX, NY = 2048, 256                        # SUBSTRIP256; the specwcs always covers these rows
 SUBSTRT1, SUBSTRT2 = 1, 1793
-SUBARRAYS = {"SUBSTRIP256": (1793, 256), "SUBSTRIP96": (1803, 96)}   # SUBSTRT2, SUBSIZE2
+SUBARRAYS = {"SUBSTRIP256": (1793, 256), "SUBSTRIP96": (1803, 96), "FULL": (1, 2048)}   # SUBSTRT2, SUBSIZE2
+FILTERS = ("CLEAR", "F277W")
 PWCPOS_CMD, PWCPOS = 245.76, 245.80
 PWCPOS_BOUNDS = [245.54, 246.04]
 SEPARATION_CUTOFF = [0.77, 0.95]
@@ -87,7 +89,7 @@ def stellar_photons(lam):
 # ---------------------------------------------------------------------------------------------
 # Reference files
 # ---------------------------------------------------------------------------------------------
-def _ref_meta(m, reftype, subarray=None):
+def _ref_meta(m, reftype, subarray=None, filt="CLEAR"):
     """Selection keywords of a synthetic reference (``subarray``: name, for subarray-sized references)."""
     meta = m.meta
     meta.reftype, meta.pedigree, meta.useafter = reftype, "DUMMY", "2022-01-01T00:00:00"
@@ -96,7 +98,7 @@ def _ref_meta(m, reftype, subarray=None):
     meta.instrument.name, meta.instrument.detector = "NIRISS", "NIS"
     meta.exposure.type = "NIS_SOSS"
     if hasattr(meta.instrument, "filter"):
-        meta.instrument.filter = "CLEAR"
+        meta.instrument.filter = filt
     if hasattr(meta.instrument, "pupil"):
         meta.instrument.pupil = "GR700XD"
     if subarray is not None:
@@ -161,7 +163,7 @@ def make_speckernel(path):
     save(m, path)
 
 
-def make_specwcs(path, traces_cmd):
+def make_specwcs(path, traces_cmd, filt="CLEAR"):
     """Plain asdf with tree keys 1, 2, 3: lambda(y_full, x_full) look-up tables (order 3 = 2/3 order 2)."""
     yf = np.arange(SUBSTRT2 - 1, SUBSTRT2 - 1 + NY, dtype=float)
     xf = np.arange(NX, dtype=float)
@@ -174,12 +176,12 @@ def make_specwcs(path, traces_cmd):
                               fill_value=np.nan, name=f"order{o}_wavelength")
     meta = {"reftype": "SPECWCS", "telescope": "JWST", "pedigree": "DUMMY", "useafter": "2022-01-01T00:00:00",
             "author": "spec2x.synthetic", "description": "Synthetic reference file (spec2x)",
-            "instrument": {"name": "NIRISS", "detector": "NIS", "filter": "CLEAR", "pupil": "GR700XD"},
+            "instrument": {"name": "NIRISS", "detector": "NIS", "filter": filt, "pupil": "GR700XD"},
             "exposure": {"type": "NIS_SOSS"}}
     asdf.AsdfFile({1: tables[1], 2: tables[2], 3: tables[3], "meta": meta}).write_to(str(path))
 
 
-def make_flat(path, seed, subarray="SUBSTRIP256"):
+def make_flat(path, seed, subarray="SUBSTRIP256", filt="CLEAR"):
     ny = SUBARRAYS[subarray][1]
     yy, xx = np.mgrid[0:ny, 0:NX]
     rng = np.random.default_rng([seed, 0])
@@ -190,7 +192,7 @@ def make_flat(path, seed, subarray="SUBSTRIP256"):
             flat[y, x] = np.nan
     dq[ny // 2, 100] = _PX["NO_FLAT_FIELD"]
     m = datamodels.FlatModel(data=flat.astype(np.float32), dq=dq, err=np.full((ny, NX), 0.004, np.float32))
-    _ref_meta(m, "FLAT", subarray)
+    _ref_meta(m, "FLAT", subarray, filt)
     save(m, path)
 
 
@@ -214,18 +216,46 @@ def make_photom(path):
     save(m, path)
 
 
-def make_refs(refdir, seed=1, subarray="SUBSTRIP256") -> tuple[dict, dict]:
-    """Write the six references; returns ({reftype: path}, traces at the exposure's PWCPOS)."""
+BKG_STEP = (695, 20)          # template step column at row 0, and its drift over 256 rows
+BKG_SCALES = (0.9, 1.2)       # scene background = template BKG_TRUE x these left / right of the step
+BKG_TRUE = 1
+
+
+def background_templates(ntemplates=3) -> np.ndarray:
+    """(n, 256, 2048) zodi-like templates: a smooth level with a step near column 700 whose height grows with n."""
+    yy, xx = np.mgrid[0:NY, 0:NX].astype(float)
+    step = BKG_STEP[0] + np.round(BKG_STEP[1] * yy / (NY - 1))
+    out = np.empty((ntemplates, NY, NX), np.float32)
+    for k in range(ntemplates):
+        level = 0.8 + 0.1 * k + 1.0e-4 * xx + 0.05 * (yy / NY) ** 2
+        out[k] = level + (0.3 + 0.15 * k) * (xx >= step)
+    return out
+
+
+def make_bkg(path, ntemplates=3, filt="CLEAR"):
+    """SOSS BKG reference (``SossBkgModel``): ``background_templates``, no subarray selector (256 rows)."""
+    data = background_templates(ntemplates)
+    m = datamodels.SossBkgModel(data=data, dq=np.zeros(data.shape, np.uint32), err=np.zeros(data.shape, np.float32))
+    _ref_meta(m, "BKG", filt=filt)
+    save(m, path)
+
+
+def make_refs(refdir, seed=1, subarray="SUBSTRIP256", filt="CLEAR") -> tuple[dict, dict]:
+    """Write the six references; returns ({reftype: path}, traces at the exposure's PWCPOS).  ``filt``
+    is the FILTER of the references the steps before extraction use (specwcs, flat)."""
     refdir = Path(refdir)
     refdir.mkdir(parents=True, exist_ok=True)
     paths = {k: refdir / v for k, v in REF_FILES.items()}
     make_pastasoss(paths["pastasoss"])
     ref = pastasoss.read_pastasoss(str(paths["pastasoss"]))
     traces = {o: pastasoss.trace(ref, o, PWCPOS, subarray) for o in (1, 2)}
+    if subarray == "FULL":   # the traces sit on the full-frame rows of SUBSTRIP256
+        below = SUBARRAYS["SUBSTRIP256"][0] - 1
+        traces = {o: pastasoss.Trace(o, t.x, t.y + below, t.wavelength) for o, t in traces.items()}
     make_specprofile(paths["specprofile"], traces, subarray)
     make_speckernel(paths["speckernel"])
-    make_specwcs(paths["specwcs"], {o: pastasoss.trace(ref, o, PWCPOS_CMD) for o in (1, 2)})
-    make_flat(paths["flat"], seed, subarray)
+    make_specwcs(paths["specwcs"], {o: pastasoss.trace(ref, o, PWCPOS_CMD) for o in (1, 2)}, filt)
+    make_flat(paths["flat"], seed, subarray, filt)
     make_photom(paths["photom"])
     return paths, traces
 
@@ -234,7 +264,7 @@ def make_refs(refdir, seed=1, subarray="SUBSTRIP256") -> tuple[dict, dict]:
 # Science exposure
 # ---------------------------------------------------------------------------------------------
 class _Scene:
-    def __init__(self, nints, seed, traces, flat_path, subarray):
+    def __init__(self, nints, seed, traces, flat_path, subarray, background=False):
         self.nints, self.seed = nints, seed
         self.ystart, ny = SUBARRAYS[subarray]
         self.ny = ny
@@ -243,7 +273,14 @@ class _Scene:
         for o, t in traces.items():
             column = 4.0e6 * stellar_photons(t.wavelength) * throughput(o, t.wavelength) * np.abs(np.gradient(t.wavelength))
             scene[:, : t.x.size] += profile_image(t, ny, NX)[:, : t.x.size] * column[None, :]
-        scene += 1.0 + 0.4 * (np.arange(NX) > 750)[None, :]
+        if background and ny <= NY:   # FULL frames keep the default background
+            template = background_templates()[BKG_TRUE]
+            step = BKG_STEP[0] + np.round(BKG_STEP[1] * np.arange(NY) / (NY - 1))
+            right = np.arange(NX)[None, :] >= step[:, None]
+            rows = slice(self.ystart - SUBARRAYS["SUBSTRIP256"][0], self.ystart - SUBARRAYS["SUBSTRIP256"][0] + ny)
+            scene += (template * np.where(right, BKG_SCALES[1], BKG_SCALES[0]))[rows]
+        else:
+            scene += 1.0 + 0.4 * (np.arange(NX) > 750)[None, :]
         with datamodels.FlatModel(str(flat_path)) as flat:
             f = np.where(np.isfinite(flat.data), flat.data, 1.0)
         self.rate = (scene * f).astype(np.float32)
@@ -259,6 +296,8 @@ class _Scene:
         if top < ny:
             self.static_dq[top:, :] |= ref
         self.static_dq[:, :4] |= ref
+        if self.ystart == 1:                                 # full frame: rows 0-3 are reference rows too
+            self.static_dq[:4, :] |= ref
         self.static_dq[:, -4:] |= ref
         for y, x in DEAD:
             if y < ny:
@@ -294,11 +333,11 @@ class _Scene:
         return t
 
 
-def _set_meta(m, scene, filename, pwcpos, subarray):
+def _set_meta(m, scene, filename, pwcpos, subarray, filt="CLEAR"):
     mt = m.meta
     mt.telescope, mt.filename, mt.model_type = "JWST", filename, "CubeModel"
     ins = mt.instrument
-    ins.name, ins.detector, ins.filter, ins.pupil = "NIRISS", "NIS", "CLEAR", "GR700XD"
+    ins.name, ins.detector, ins.filter, ins.pupil = "NIRISS", "NIS", filt, "GR700XD"
     if pwcpos is not None:
         ins.pupil_position = pwcpos
     ex = mt.exposure
@@ -333,12 +372,17 @@ def _set_meta(m, scene, filename, pwcpos, subarray):
         setattr(mt.cal_step, step, "COMPLETE")
 
 
-def make_niriss_soss(outdir, nints=5, seed=1, name=None, chunk=None, pwcpos=PWCPOS, subarray="SUBSTRIP256") -> dict:
-    """Write a synthetic SOSS exposure (``outdir/<name>_rateints.fits``; SUBSTRIP256 or SUBSTRIP96) and
+def make_niriss_soss(outdir, nints=5, seed=1, name=None, chunk=None, pwcpos=PWCPOS, subarray="SUBSTRIP256",
+                     background=False, filt="CLEAR") -> dict:
+    """Write a synthetic SOSS exposure (``outdir/<name>_rateints.fits``; SUBSTRIP256, SUBSTRIP96 or FULL,
+    FILTER ``filt`` CLEAR or F277W; jwst extracts spectra for CLEAR and the strips only) and
     ``outdir/refs/*``.
 
     Returns {"rateints": [path], "refs": {reftype: path}, "nints", "seed", truth...}.  ``pwcpos=None``
-    writes an exposure without the PWCPOS keyword (for error tests).
+    writes an exposure without the PWCPOS keyword (for error tests).  ``background=True`` adds a BKG
+    reference (``refs/bkg.fits``, 3 templates) and makes the scene's background template ``BKG_TRUE``
+    scaled by ``BKG_SCALES`` left / right of its step (instead of the default flat step at x = 750; FULL
+    frames keep the default).
     """
     if nints < 1:
         raise ValueError("nints must be >= 1")
@@ -346,11 +390,16 @@ def make_niriss_soss(outdir, nints=5, seed=1, name=None, chunk=None, pwcpos=PWCP
     outdir.mkdir(parents=True, exist_ok=True)
     if subarray not in SUBARRAYS:
         raise ValueError(f"subarray must be one of {', '.join(SUBARRAYS)}")
-    refs, traces = make_refs(outdir / "refs", seed, subarray)
-    scene = _Scene(nints, seed, traces, refs["flat"], subarray)
+    if filt not in FILTERS:
+        raise ValueError(f"filt must be one of {', '.join(FILTERS)}")
+    refs, traces = make_refs(outdir / "refs", seed, subarray, filt)
+    if background:
+        refs["bkg"] = outdir / "refs" / "bkg.fits"
+        make_bkg(refs["bkg"], filt=filt)
+    scene = _Scene(nints, seed, traces, refs["flat"], subarray, background)
     path = outdir / f"{name or DEFAULT_NAME}_rateints.fits"
     m = datamodels.CubeModel(**{MODEL_ATTR[k]: lazy_array((nints, scene.ny, NX), dt) for k, dt in CUBES.items()})
-    _set_meta(m, scene, path.name, pwcpos, subarray)
+    _set_meta(m, scene, path.name, pwcpos, subarray, filt)
     m.int_times = scene.int_times(m.get_dtype("int_times"))
     write_streamed(path, m, scene.block, nints, chunk or 2)
     return {"rateints": [path], "refs": {k: str(v) for k, v in refs.items()}, "nints": nints, "seed": seed,
