@@ -10,18 +10,10 @@ RSS of that process tree); prints one Markdown row per run and appends them to b
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import platform
-import sys
-from datetime import date
+from functools import partial
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from bench_lrs_slitless import run_jwst, run_spec2x, synthetic_case
+from _common import TIMING_COLUMNS, parser, print_table, run_all, synthetic_case
 
 
 def make_case(workdir: Path, nints: int, grating: str, subarray: str) -> dict:
@@ -32,44 +24,13 @@ def make_case(workdir: Path, nints: int, grating: str, subarray: str) -> dict:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nints", type=int, nargs="+", default=[100, 1000])
-    ap.add_argument("--jwst", type=int, nargs="*", default=[], help="nints at which jwst also runs")
+    ap = parser(__doc__.splitlines()[0], [100, 1000], "/tmp/spec2x-bench-bots")
     ap.add_argument("--grating", default="G395H")
     ap.add_argument("--subarray", default="SUB2048")
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/spec2x-bench-bots"))
-    ap.add_argument("--scheduler", default="threads")
-    ap.add_argument("--chunk-ints", type=int, default=None)
-    ap.add_argument("--keep", action="store_true", help="keep the synthetic inputs")
     a = ap.parse_args()
-    a.workdir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for n in a.nints:
-        case = make_case(a.workdir, n, a.grating, a.subarray)
-        size_mb = sum(Path(p).stat().st_size for p in case["rateints"]) / 1e6
-        s2x = run_spec2x(case, a.workdir / f"spec2x{n}", a.scheduler, a.chunk_ints)
-        row = {"date": str(date.today()), "machine": f"{platform.node()} {os.cpu_count()} cores",
-               "mode": "nirspec_bots", "grating": a.grating, "subarray": a.subarray, "nints": n,
-               "input_mb": round(size_mb, 1), "scheduler": a.scheduler, "chunk_ints": a.chunk_ints,
-               "spec2x_s": round(s2x["wall_s"], 2), "spec2x_peak_mb": round(s2x["peak_rss_mb"]),
-               "spec2x_mb_per_s": round(size_mb / s2x["wall_s"], 1)}
-        if n in a.jwst:
-            j = run_jwst(case, a.workdir / f"jwst{n}")
-            row.update(jwst_s=round(j["wall_s"], 2), jwst_peak_mb=round(j["peak_rss_mb"]),
-                       speedup=round(j["wall_s"] / s2x["wall_s"], 1))
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-        with open(HERE / "results.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-        if not a.keep:
-            for p in case["rateints"]:
-                Path(p).unlink()
-            Path(case["rateints"][0]).parent.joinpath("bench_case.json").unlink()
-    print("| mode | nints | input MB | spec2x s | spec2x peak MB | spec2x MB/s | jwst s | jwst peak MB | speed-up |")
-    for r in rows:
-        print(f"| NIRSpec BOTS {r['grating']} {r['subarray']} | {r['nints']} | {r['input_mb']} | {r['spec2x_s']} "
-              f"| {r['spec2x_peak_mb']} | {r['spec2x_mb_per_s']} | {r.get('jwst_s', '–')} "
-              f"| {r.get('jwst_peak_mb', '–')} | {r.get('speedup', '–')} |")
+    meta = {"mode": "nirspec_bots", "grating": a.grating, "subarray": a.subarray}
+    rows = run_all(a, partial(make_case, grating=a.grating, subarray=a.subarray), meta)
+    print_table(rows, [("mode", lambda r: f"NIRSpec BOTS {r['grating']} {r['subarray']}"), *TIMING_COLUMNS])
 
 
 if __name__ == "__main__":

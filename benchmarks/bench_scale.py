@@ -33,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_lrs_slitless import isolated, run_jwst  # noqa: E402
+from _common import isolated, run_jwst  # noqa: E402
 
 
 def sparse_case(workdir: Path, nints: int) -> dict:

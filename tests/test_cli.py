@@ -5,17 +5,7 @@ import shutil
 import pytest
 from astropy.io import fits
 
-from spec2x import cli
-
-
-def _run(argv, capsys):
-    code = cli.main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _ref_args(refs):
-    return [arg for k, v in refs.items() for arg in ("--ref", f"{k}={v}")]
+from parity import ref_args, run_cli
 
 
 def _final_products(folder):
@@ -27,7 +17,7 @@ def _leftovers(folder):
 
 
 def test_run_writes_products_and_summary(lrs_synthetic, tmp_path, capsys):
-    code, out, err = _run(["run", str(lrs_synthetic.rateints), "-o", str(tmp_path), *_ref_args(lrs_synthetic.refs)],
+    code, out, err = run_cli(["run", str(lrs_synthetic.rateints), "-o", str(tmp_path), *ref_args(lrs_synthetic.refs)],
                           capsys)
     assert code == 0
     assert _leftovers(tmp_path) == [
@@ -37,17 +27,17 @@ def test_run_writes_products_and_summary(lrs_synthetic, tmp_path, capsys):
 
 
 def test_existing_products_are_kept_without_overwrite(lrs_synthetic, tmp_path, capsys):
-    args = ["run", str(lrs_synthetic.rateints), "-o", str(tmp_path), *_ref_args(lrs_synthetic.refs)]
-    assert _run(args, capsys)[0] == 0
+    args = ["run", str(lrs_synthetic.rateints), "-o", str(tmp_path), *ref_args(lrs_synthetic.refs)]
+    assert run_cli(args, capsys)[0] == 0
     before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
-    code, _, err = _run(args, capsys)
+    code, _, err = run_cli(args, capsys)
     assert code != 0 and "already exists (use --overwrite" in err and len(err.strip().splitlines()) == 1
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
-    assert _run([*args, "--overwrite"], capsys)[0] == 0
+    assert run_cli([*args, "--overwrite"], capsys)[0] == 0
 
 
 def test_plan_prints_the_steps(lrs_synthetic, capsys):
-    code, out, _ = _run(["plan", str(lrs_synthetic.rateints)], capsys)
+    code, out, _ = run_cli(["plan", str(lrs_synthetic.rateints)], capsys)
     assert code == 0
     assert "1. assign_wcs" in out and "5. extract_1d" in out and "pixel_replace: off by default" in out
 
@@ -85,7 +75,7 @@ def _unsupported_exp_type(tmp_path, case):
 def test_bad_input_is_one_clear_line_and_no_product(lrs_synthetic, tmp_path, capsys, make_bad):
     bad, problem = make_bad(tmp_path, lrs_synthetic)
     out = tmp_path / "out"
-    code, _, err = _run(["run", str(bad), "-o", str(out), *_ref_args(lrs_synthetic.refs)], capsys)
+    code, _, err = run_cli(["run", str(bad), "-o", str(out), *ref_args(lrs_synthetic.refs)], capsys)
     assert code != 0
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err
@@ -95,7 +85,7 @@ def test_bad_input_is_one_clear_line_and_no_product(lrs_synthetic, tmp_path, cap
 
 def test_missing_reference_names_step_and_reftype(lrs_synthetic, tmp_path, capsys):
     refs = {k: v for k, v in lrs_synthetic.refs.items() if k != "flat"}
-    code, _, err = _run(["run", str(lrs_synthetic.rateints), "-o", str(tmp_path / "o"), *_ref_args(refs)], capsys)
+    code, _, err = run_cli(["run", str(lrs_synthetic.rateints), "-o", str(tmp_path / "o"), *ref_args(refs)], capsys)
     assert code != 0 and len(err.strip().splitlines()) == 1
     assert "flat_field: reference 'flat'" in err
     assert _leftovers(tmp_path / "o") == []
@@ -107,7 +97,7 @@ def test_reference_for_another_instrument(lrs_synthetic, tmp_path, capsys):
     with fits.open(flat, mode="update") as hdul:
         hdul[0].header["INSTRUME"] = "NIRCAM"
     refs = {**lrs_synthetic.refs, "flat": flat}
-    code, _, err = _run(["run", str(lrs_synthetic.rateints), "-o", str(tmp_path / "o"), *_ref_args(refs)], capsys)
+    code, _, err = run_cli(["run", str(lrs_synthetic.rateints), "-o", str(tmp_path / "o"), *ref_args(refs)], capsys)
     assert code != 0 and str(flat) in err and "INSTRUME=NIRCAM" in err
 
 
@@ -115,7 +105,7 @@ def test_unwritable_output_dir(lrs_synthetic, tmp_path, capsys):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     out = blocker / "out"
-    code, _, err = _run(["run", str(lrs_synthetic.rateints), "-o", str(out), *_ref_args(lrs_synthetic.refs)], capsys)
+    code, _, err = run_cli(["run", str(lrs_synthetic.rateints), "-o", str(out), *ref_args(lrs_synthetic.refs)], capsys)
     assert code != 0 and len(err.strip().splitlines()) == 1 and str(out) in err
     assert not out.exists()
 
@@ -139,6 +129,6 @@ def test_failure_mid_write_leaves_nothing(lrs_synthetic, tmp_path, monkeypatch):
 
 
 def test_demo_runs(tmp_path, capsys):
-    code, out, _ = _run(["demo", "-o", str(tmp_path), "--nints", "5"], capsys)
+    code, out, _ = run_cli(["demo", "-o", str(tmp_path), "--nints", "5"], capsys)
     assert code == 0
     assert (tmp_path / "products").is_dir() and len(_final_products(tmp_path / "products")) == 2

@@ -18,15 +18,12 @@ import pytest
 from astropy.io import fits
 
 import spec2x
+from parity import ref_args
 from spec2x import cli, products, scheduling
 from spec2x.errors import Spec2xError
 from spec2x.synthetic import make_miri_lrs_slitless
 
 distributed = pytest.importorskip("distributed")
-
-
-def _ref_args(refs):
-    return [arg for k, v in refs.items() for arg in ("--ref", f"{k}={v}")]
 
 
 def _digest(folder):
@@ -59,7 +56,7 @@ def _chunk_tasks(result, outdir):
 
 def _cli_run(case, out, scheduler, capsys):
     argv = ["run", str(case.rateints), "-o", str(out), "--chunk-ints", "2", "--quiet", "--scheduler", scheduler,
-            *_ref_args(case.refs)]
+            *ref_args(case.refs)]
     code = cli.main(argv)
     return code, capsys.readouterr().err
 
@@ -68,7 +65,7 @@ def _cli_run(case, out, scheduler, capsys):
 def threads_digest(lrs_synthetic, tmp_path_factory):
     out = tmp_path_factory.mktemp("threads")
     assert cli.main(["run", str(lrs_synthetic.rateints), "-o", str(out), "--chunk-ints", "2", "--quiet",
-                     *_ref_args(lrs_synthetic.refs)]) == 0
+                     *ref_args(lrs_synthetic.refs)]) == 0
     return _digest(out)
 
 
@@ -120,7 +117,7 @@ def test_unreachable_scheduler_is_one_line_and_quick(lrs_synthetic, tmp_path):
     address = f"tcp://127.0.0.1:{port}"
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "spec2x.cli", "run", str(lrs_synthetic.rateints), "-o",
-                           str(tmp_path / "out"), "--scheduler", address, *_ref_args(lrs_synthetic.refs)],
+                           str(tmp_path / "out"), "--scheduler", address, *ref_args(lrs_synthetic.refs)],
                           capture_output=True, text=True, timeout=60)
     elapsed = time.monotonic() - started
     assert proc.returncode == 2

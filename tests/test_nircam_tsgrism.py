@@ -3,10 +3,7 @@ cut-out and wavelength geometry in closed form, and one clear line for each bad 
 
 from __future__ import annotations
 
-import hashlib
 import shutil
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import dask
 import numpy as np
@@ -15,51 +12,33 @@ from astropy.io import fits
 from stdatamodels.jwst import datamodels
 
 import spec2x
-from parity import assert_close_where_finite
-from spec2x import cli
+from parity import (X1D_COLUMNS, X1D_INTEGER_COLUMNS, ParityCase, assert_close_where_finite,
+                    assert_same_layout_and_keywords, data_digest, parity_case, ref_args, run_cli)
 from spec2x.errors import Spec2xError
 from spec2x.steps import extract_2d
 from spec2x.synthetic import make_nircam_tsgrism
 
 CUBE_EXTENSIONS = ("SCI", "ERR", "VAR_POISSON", "VAR_RNOISE", "VAR_FLAT", "WAVELENGTH")
-X1D_COLUMNS = ("WAVELENGTH", "FLUX", "FLUX_ERROR", "FLUX_VAR_POISSON", "FLUX_VAR_RNOISE", "FLUX_VAR_FLAT",
-               "SURF_BRIGHT", "SB_ERROR", "SB_VAR_POISSON", "SB_VAR_RNOISE", "SB_VAR_FLAT", "BACKGROUND",
-               "BKGD_ERROR", "BKGD_VAR_POISSON", "BKGD_VAR_RNOISE", "BKGD_VAR_FLAT",
-               "MJD-BEG", "MJD-AVG", "MJD-END", "TDB-BEG", "TDB-MID", "TDB-END")
-IGNORED_KEYWORDS = {"DATE", "CAL_VER", "CAL_VCS", "CRDS_VER", "CRDS_CTX", "FILENAME", "CHECKSUM", "DATASUM",
-                    "COMMENT", "HISTORY", ""}
 # (subarray, filter, seed): the default SUBGRISM64 (cut-out = whole subarray) and SUBGRISM128, where the
 # default 64-row cut-out drops half the rows.
 CASES = {"sub64": ("SUBGRISM64", "F444W", 2), "sub128": ("SUBGRISM128", "F322W2", 3)}
 NINTS = 5
 
 
-@dataclass
-class Case:
-    rateints: Path
-    refs: dict
-    info: dict
-    jwst: dict = field(default_factory=dict)
-    ours: dict = field(default_factory=dict)
-
-
 @pytest.fixture(scope="session", params=sorted(CASES))
-def nrc_case(request, tmp_path_factory, jwst_oracle) -> Case:
+def nrc_case(request, tmp_path_factory, jwst_oracle) -> ParityCase:
     """A synthetic case, jwst 3.0.0's products for it (cached) and spec2x's (chunks of 2 integrations)."""
     subarray, filt, seed = CASES[request.param]
     d = tmp_path_factory.mktemp(f"nrc_{request.param}")
     info = make_nircam_tsgrism(d / "in", nints=NINTS, seed=seed, subarray=subarray, filter=filt)
-    case = Case(info["rateints"][0], info["refs"], info, jwst=jwst_oracle(info["rateints"][0], info["refs"]))
-    _, paths = spec2x.run(case.rateints, d / "out", refs=case.refs, chunk_ints=2)
-    case.ours = {p.name.split("_")[-1].removesuffix(".fits"): p for p in paths}
-    return case
+    return parity_case(info, jwst_oracle, d / "out", chunk_ints=2)
 
 
 @pytest.fixture(scope="session")
-def nrc_inputs(tmp_path_factory) -> Case:
+def nrc_inputs(tmp_path_factory) -> ParityCase:
     """A small SUBGRISM64 case (2 integrations), no jwst: for input checks and the command line."""
     info = make_nircam_tsgrism(tmp_path_factory.mktemp("nrc_inputs"), nints=2, seed=1)
-    return Case(info["rateints"][0], info["refs"], info)
+    return ParityCase(info["rateints"][0], info["refs"], info)
 
 
 # ------------------------------------------------------------------------------------------- parity
@@ -82,7 +61,7 @@ def test_x1dints_columns_equal_jwst(nrc_case, column):
         assert_close_where_finite(a["EXTRACT1D"].data[column], b["EXTRACT1D"].data[column], 1e-4, column, min_finite=0.5)
 
 
-@pytest.mark.parametrize("column", ("DQ", "NPIXELS", "INT_NUM", "N_ALONGDISP", "SEGMENT"))
+@pytest.mark.parametrize("column", X1D_INTEGER_COLUMNS)
 def test_x1dints_integer_columns_identical(nrc_case, column):
     with fits.open(nrc_case.ours["x1dints"]) as a, fits.open(nrc_case.jwst["x1dints"]) as b:
         np.testing.assert_array_equal(a["EXTRACT1D"].data[column], b["EXTRACT1D"].data[column])
@@ -90,20 +69,7 @@ def test_x1dints_integer_columns_identical(nrc_case, column):
 
 @pytest.mark.parametrize("product", ("calints", "x1dints"))
 def test_products_have_jwst_layout_and_keywords(nrc_case, product):
-    with fits.open(nrc_case.ours[product]) as a, fits.open(nrc_case.jwst[product]) as b:
-        assert [h.name for h in a] == [h.name for h in b]
-        for ours_hdu, jwst_hdu in zip(a, b):
-            if ours_hdu.name == "ASDF":
-                continue
-            missing = set(jwst_hdu.header) - set(ours_hdu.header)
-            assert not missing, f"{ours_hdu.name}: keywords missing {sorted(missing)}"
-            for key in set(jwst_hdu.header) - IGNORED_KEYWORDS:
-                if key.startswith("R_"):
-                    assert str(ours_hdu.header[key]).split("/")[-1] == str(jwst_hdu.header[key]).split("/")[-1]
-                elif isinstance(jwst_hdu.header[key], float):
-                    assert ours_hdu.header[key] == pytest.approx(jwst_hdu.header[key], rel=1e-9), key
-                else:
-                    assert ours_hdu.header[key] == jwst_hdu.header[key], (ours_hdu.name, key)
+    assert_same_layout_and_keywords(nrc_case.ours[product], nrc_case.jwst[product])
 
 
 def test_gwcs_in_calints_evaluates_as_jwst(nrc_case):
@@ -140,19 +106,9 @@ def test_white_light_transit_is_recovered(nrc_case):
 
 
 # ------------------------------------------------------------------------------------------- machinery
-def _digest(paths):
-    h = hashlib.sha256()
-    for path in sorted(paths):
-        with fits.open(path) as hdul:
-            for hdu in hdul:
-                if hdu.name != "ASDF" and hdu.data is not None:
-                    h.update(np.ascontiguousarray(hdu.data).tobytes())
-    return h.hexdigest()
-
-
 def test_chunking_never_changes_bytes(nrc_case, tmp_path):
     _, paths = spec2x.run(nrc_case.rateints, tmp_path, refs=nrc_case.refs, chunk_ints=1000)
-    assert _digest(paths) == _digest(nrc_case.ours.values())
+    assert data_digest(paths) == data_digest(nrc_case.ours.values())
 
 
 def test_calibrate_is_lazy(nrc_case):
@@ -183,18 +139,8 @@ def test_tso_cutout_height_parameter(nrc_case):
 
 
 # ------------------------------------------------------------------------------------------- command line
-def _cli(argv, capsys):
-    code = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _ref_args(refs):
-    return [arg for k, v in refs.items() for arg in ("--ref", f"{k}={v}")]
-
-
 def test_plan_lists_the_mode_as_supported(nrc_inputs, capsys):
-    code, out, _ = _cli(["plan", nrc_inputs.rateints], capsys)
+    code, out, _ = run_cli(["plan", nrc_inputs.rateints], capsys)
     assert code == 0
     assert "mode: NIRCam grism TSO (time series)" in out
     steps = ["assign_wcs", "flat_field", "extract_2d", "srctype", "photom", "extract_1d"]
@@ -211,20 +157,20 @@ def _without_source_position(tmp_path, case):
     return path, case.refs, (str(path), "XREF_SCI")
 
 
-def _unsupported_filter(tmp_path, case):
-    path = tmp_path / "filt_rateints.fits"
-    shutil.copy(case.rateints, path)
-    with fits.open(path, mode="update") as hdul:
-        hdul[0].header["FILTER"] = "F210M"
-    return path, case.refs, (str(path), "FILTER=F210M")
+def _primary_keyword(key, value):
+    """A maker of the exposure with ``key = value`` in its primary header."""
+
+    def make(tmp_path, case):
+        path = tmp_path / f"{key.lower()}_rateints.fits"
+        shutil.copy(case.rateints, path)
+        with fits.open(path, mode="update") as hdul:
+            hdul[0].header[key] = value
+        return path, case.refs, (str(path), f"{key}={value}")
+
+    return make
 
 
-def _unsupported_pupil(tmp_path, case):
-    path = tmp_path / "pupil_rateints.fits"
-    shutil.copy(case.rateints, path)
-    with fits.open(path, mode="update") as hdul:
-        hdul[0].header["PUPIL"] = "GRISMC"
-    return path, case.refs, (str(path), "PUPIL=GRISMC")
+_unsupported_filter, _unsupported_pupil = _primary_keyword("FILTER", "F210M"), _primary_keyword("PUPIL", "GRISMC")
 
 
 def _miri_flat(tmp_path, case):
@@ -245,11 +191,12 @@ def _wavelengthrange_without_filter(tmp_path, case):
 
 
 @pytest.mark.parametrize("make_bad", (_without_source_position, _unsupported_filter, _unsupported_pupil, _miri_flat,
-                                      _wavelengthrange_without_filter))
+                                      _wavelengthrange_without_filter),
+                         ids=("no_xref_sci", "filter", "pupil", "miri_flat", "wavelengthrange"))
 def test_bad_input_is_one_line_and_nothing_written(nrc_inputs, tmp_path, capsys, make_bad):
     path, refs, expected = make_bad(tmp_path, nrc_inputs)
     out = tmp_path / "out"
-    code, _, err = _cli(["run", path, "-o", out, *_ref_args(refs)], capsys)
+    code, _, err = run_cli(["run", path, "-o", out, *ref_args(refs)], capsys)
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1, err
     for text in expected:
@@ -257,12 +204,15 @@ def test_bad_input_is_one_line_and_nothing_written(nrc_inputs, tmp_path, capsys,
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_demo_runs_the_mode(tmp_path, capsys):
-    code, _, _ = _cli(["demo", "--mode", "nircam", "--nints", 2, "-o", tmp_path], capsys)
-    assert code == 0
-    names = sorted(p.name for p in (tmp_path / "products").iterdir())
-    assert names == ["jw09999001001_03101_00001-seg001_nrcalong_calints.fits",
-                     "jw09999001001_03101_00001-seg001_nrcalong_x1dints.fits"]
+def test_demo_case_is_registered_and_named(nrc_case):
+    """``spec2x demo --mode nircam`` makes this maker's case (the command itself: tests/test_cli.py); its
+    products carry the default exposure name."""
+    from spec2x.synthetic import DEMOS
+
+    assert DEMOS["nircam"][:2] == ("nircam_tsgrism", "make_nircam_tsgrism")
+    assert sorted(p.name for p in nrc_case.ours.values()) == [
+        "jw09999001001_03101_00001-seg001_nrcalong_calints.fits",
+        "jw09999001001_03101_00001-seg001_nrcalong_x1dints.fits"]
 
 
 def test_segments_equal_the_single_file(nrc_inputs, tmp_path):

@@ -14,6 +14,7 @@ import pytest
 from astropy.io import fits
 
 import spec2x
+from parity import ref_args
 from spec2x import products
 from spec2x.errors import Interrupted, Spec2xError
 from spec2x.products import chunks, fitsfile
@@ -56,10 +57,24 @@ def _interrupted_after(n_chunks):
     return run
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(lrs_synthetic, tmp_path_factory):
+    """``fmt -> folder`` of one uninterrupted run in that format (chunking does not change the bytes:
+    tests/test_pipeline.py), made on first use and shared by the tests below."""
+    runs = {}
+
+    def folder(fmt="fits"):
+        if fmt not in runs:
+            runs[fmt] = tmp_path_factory.mktemp(f"uninterrupted_{fmt}")
+            spec2x.run(lrs_synthetic.rateints, runs[fmt], refs=lrs_synthetic.refs, chunk_ints=2, fmt=fmt)
+        return runs[fmt]
+
+    return folder
+
+
 @pytest.mark.parametrize("fmt", ("fits", "zarr"))
-def test_resume_gives_the_bytes_of_an_uninterrupted_run(lrs_synthetic, tmp_path, fmt):
-    ref = tmp_path / "ref"
-    spec2x.run(lrs_synthetic.rateints, ref, refs=lrs_synthetic.refs, chunk_ints=2, fmt=fmt)
+def test_resume_gives_the_bytes_of_an_uninterrupted_run(lrs_synthetic, uninterrupted, tmp_path, fmt):
+    ref = uninterrupted(fmt)
     out = tmp_path / "out"
     result = spec2x.calibrate(lrs_synthetic.rateints, refs=lrs_synthetic.refs, chunk_ints=2)
     with pytest.raises(KeyboardInterrupt):
@@ -72,9 +87,7 @@ def test_resume_gives_the_bytes_of_an_uninterrupted_run(lrs_synthetic, tmp_path,
     assert _digest(out, fmt) == _digest(ref, fmt)
 
 
-def test_resume_redoes_a_chunk_that_was_half_written(lrs_synthetic, tmp_path):
-    ref = tmp_path / "ref"
-    spec2x.run(lrs_synthetic.rateints, ref, refs=lrs_synthetic.refs, chunk_ints=4)
+def test_resume_redoes_a_chunk_that_was_half_written(lrs_synthetic, uninterrupted, tmp_path):
     out = tmp_path / "out"
     result = spec2x.calibrate(lrs_synthetic.rateints, refs=lrs_synthetic.refs, chunk_ints=4)
     with pytest.raises(KeyboardInterrupt):
@@ -85,7 +98,7 @@ def test_resume_redoes_a_chunk_that_was_half_written(lrs_synthetic, tmp_path):
         f.seek(sci.offset + 5 * sci.row_bytes)
         f.write(os.urandom(4096))
     spec2x.run(lrs_synthetic.rateints, out, refs=lrs_synthetic.refs, chunk_ints=4, resume=True)
-    assert _digest(out) == _digest(ref)
+    assert _digest(out) == _digest(uninterrupted())
 
 
 def test_resume_refuses_other_inputs(lrs_synthetic, tmp_path):
@@ -124,11 +137,9 @@ def test_output_dir_removed_mid_run(lrs_synthetic, tmp_path):
     assert not out.exists() or not any(p.suffix == ".fits" for p in out.iterdir())
 
 
-def test_disk_full_mid_run_then_resume(lrs_synthetic, tmp_path):
+def test_disk_full_mid_run_then_resume(lrs_synthetic, uninterrupted, tmp_path):
     """No space left mid-run: a clear error, nothing at a final name, the finished chunks kept; once
     space is freed --resume finishes with the bytes of an uninterrupted run."""
-    ref = tmp_path / "ref"
-    spec2x.run(lrs_synthetic.rateints, ref, refs=lrs_synthetic.refs, chunk_ints=2)
     out = tmp_path / "out"
 
     def disk_fills_after_two_chunks(tasks):
@@ -143,22 +154,23 @@ def test_disk_full_mid_run_then_resume(lrs_synthetic, tmp_path):
     assert not list(out.glob("*.fits"))
     assert len(list(out.glob(".*.spec2x-run/done/*"))) == 2
     spec2x.run(lrs_synthetic.rateints, out, refs=lrs_synthetic.refs, chunk_ints=2, resume=True)
-    assert _digest(out) == _digest(ref)
+    assert _digest(out) == _digest(uninterrupted())
     assert not list(out.glob(".*"))
+
+
+LONG_NINTS = 100   # one-integration chunks: the kill lands after 20, with 80 still to go
 
 
 @pytest.fixture(scope="module")
 def long_case(tmp_path_factory):
-    return make_miri_lrs_slitless(tmp_path_factory.mktemp("long"), nints=240, seed=5)
+    return make_miri_lrs_slitless(tmp_path_factory.mktemp("long"), nints=LONG_NINTS, seed=5)
 
 
 def test_kill_9_then_resume(long_case, tmp_path):
     args = [sys.executable, "-m", "spec2x.cli", "run", str(long_case["rateints"][0]), "--chunk-ints", "1",
-            "--scheduler", "synchronous", "--quiet"]
-    for k, v in long_case["refs"].items():
-        args += ["--ref", f"{k}={v}"]
-    ref = tmp_path / "ref"
-    subprocess.run([*args, "-o", str(ref)], check=True, capture_output=True)
+            "--scheduler", "synchronous", "--quiet", *ref_args(long_case["refs"])]
+    ref = tmp_path / "ref"   # uninterrupted, in this process, in one chunk (the bytes do not depend on it)
+    spec2x.run(long_case["rateints"][0], ref, refs=long_case["refs"], chunk_ints=LONG_NINTS)
 
     out = tmp_path / "out"
     proc = subprocess.Popen([*args, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -172,7 +184,7 @@ def test_kill_9_then_resume(long_case, tmp_path):
     proc.wait()
     assert not list(out.glob("*.fits")), "the run finished before it could be killed"
     finished = len(list(out.glob(".*.spec2x-run/done/*")))
-    assert 0 < finished < 240
+    assert 0 < finished < LONG_NINTS
     subprocess.run([*args, "-o", str(out), "--resume"], check=True, capture_output=True)
     assert _digest(out) == _digest(ref)
     assert not list(out.glob(".*"))                           # journal and partials gone

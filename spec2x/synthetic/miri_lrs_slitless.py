@@ -16,8 +16,6 @@ stdatamodels, the data are written at their offsets; the file is byte-identical 
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -27,12 +25,15 @@ from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
 
 from spec2x.synthetic.common import (
-    CUBES,
-    MODEL_ATTR,
-    lazy_array,
+    int_times_table,
+    ref_header,
     save,
     segment_bounds,
-    write_streamed,
+    segment_stem,
+    set_tso_timing,
+    write_case_json,
+    write_extract1d,
+    write_rateints,
 )
 
 # Geometry (pysiaf, MIRI, PRDOPSSOC-075)
@@ -107,11 +108,7 @@ def transit(t_mjd, tc, depth=TRANSIT_DEPTH, dur=0.06):
 # ---------------------------------------------------------------------------------------------
 def _ref_meta(m, reftype, p_exptype="MIR_LRS-FIXEDSLIT|MIR_LRS-SLITLESS|", exp_type="MIR_LRS-SLITLESS",
               subarray=False):
-    meta = m.meta
-    meta.reftype, meta.pedigree, meta.useafter = reftype, "DUMMY", "2022-01-01T00:00:00"
-    meta.author, meta.description = "spec2x.synthetic", "Synthetic reference file (spec2x)"
-    meta.telescope = "JWST"
-    meta.instrument.name, meta.instrument.detector = "MIRI", "MIRIMAGE"
+    meta = ref_header(m, reftype, "MIRI", "MIRIMAGE")
     if hasattr(meta.instrument, "filter"):
         meta.instrument.filter = "P750L"
     meta.exposure.type, meta.exposure.p_exptype = exp_type, p_exptype
@@ -206,14 +203,10 @@ def make_area(path):
 
 def make_extract1d(path):
     """JSON EXTRACT1D ref: box around the trace + two background regions (id = EXP_TYPE)."""
-    ref = {"reftype": "EXTRACT1D", "instrument": "MIRI", "telescope": "JWST", "exp_type": "MIR_LRS-SLITLESS",
-           "pedigree": "DUMMY", "useafter": "2022-01-01T00:00:00", "author": "spec2x.synthetic",
-           "description": "Synthetic reference file (spec2x)",
-           "apertures": [{"id": "MIR_LRS-SLITLESS", "region_type": "target", "dispaxis": 2,
-                          "xstart": EXTRACT["xstart"], "xstop": EXTRACT["xstop"],
-                          "bkg_coeff": EXTRACT["bkg_coeff"], "bkg_fit": "poly", "bkg_order": 0,
-                          "use_source_posn": False, "smoothing_length": 0}]}
-    Path(path).write_text(json.dumps(ref, indent=2) + "\n")
+    write_extract1d(path, "MIRI", "MIR_LRS-SLITLESS",
+                    [{"id": "MIR_LRS-SLITLESS", "region_type": "target", "dispaxis": 2,
+                      "xstart": EXTRACT["xstart"], "xstop": EXTRACT["xstop"], "bkg_coeff": EXTRACT["bkg_coeff"],
+                      "bkg_fit": "poly", "bkg_order": 0, "use_source_posn": False, "smoothing_length": 0}])
 
 
 def make_apcorr(path):
@@ -318,12 +311,8 @@ class _Scene:
 
     def int_times(self, i0, i1, dtype):
         """INT_TIMES rows of integrations [i0, i1)."""
-        it = np.zeros(i1 - i0, dtype=dtype)
-        it["integration_number"] = np.arange(i0 + 1, i1 + 1)
-        for edge, t in (("start", self.start), ("mid", self.mid), ("end", self.end)):
-            it[f"int_{edge}_MJD_UTC"] = t[i0:i1]
-            it[f"int_{edge}_BJD_TDB"] = t[i0:i1] + BJD_OFFSET
-        return it
+        return int_times_table(dtype, i0, self.start[i0:i1], self.mid[i0:i1], self.end[i0:i1],
+                               lambda t: t + BJD_OFFSET)
 
 
 def _set_exposure_meta(m, scene, i0, i1, segnum, segtot, filename):
@@ -338,15 +327,7 @@ def _set_exposure_meta(m, scene, i0, i1, segnum, segtot, filename):
     ex.type, ex.readpatt, ex.primary_type = "MIR_LRS-SLITLESS", "FASTR1", "SCIENCE"
     ex.nints, ex.integration_start, ex.integration_end = n, i0 + 1, i1
     ex.segment_number, ex.segment_total = segnum, segtot
-    ex.ngroups, ex.nframes, ex.groupgap = NGROUPS, 1, 0
-    ex.nresets_at_start, ex.nresets_between_ints = 0, 1
-    ex.frame_time = ex.group_time = FRAME_TIME
-    ex.integration_time = scene.tint
-    ex.effective_exposure_time = scene.effinttm * n
-    ex.exposure_time = scene.tint * n
-    ex.duration = scene.tcycle * n
-    ex.start_time, ex.end_time = float(scene.start[0]), float(scene.end[-1])
-    ex.mid_time = 0.5 * (ex.start_time + ex.end_time)
+    set_tso_timing(ex, scene, NGROUPS, 0, FRAME_TIME)
     ex.zero_frame = False
     mt.visit.tsovisit, mt.visit.type = True, "PRIME_TARGETED_FIXED"
     ob = mt.observation
@@ -385,29 +366,21 @@ def make_miri_lrs_slitless(outdir, nints=10, seed=1, name=None, segments=1, chun
     refs = make_refs(outdir / "refs", seed)
     scene = _Scene(nints, seed)
     name = name or DEFAULT_NAME
-    chunk = chunk or max(1, (4 << 20) // (YSIZE * XSIZE * 4))
     bounds = segment_bounds(nints, segments)
     paths = []
     for s, (i0, i1) in enumerate(bounds, 1):
-        stem = name
-        if segments > 1:
-            stem = re.sub(r"-seg\d{3}", f"-seg{s:03d}", name) if re.search(r"-seg\d{3}", name) else f"{name}-seg{s:03d}"
-        path = outdir / f"{stem}_rateints.fits"
-        shape = (i1 - i0, YSIZE, XSIZE)
-        m = datamodels.CubeModel(**{MODEL_ATTR[k]: lazy_array(shape, dt) for k, dt in CUBES.items()})
-        _set_exposure_meta(m, scene, i0, i1, s, segments, path.name)
-        m.int_times = scene.int_times(i0, i1, m.get_dtype("int_times"))
-        write_streamed(path, m, lambda j0, j1, i0=i0: scene.block(i0 + j0, i0 + j1), i1 - i0, chunk)
-        m.close()
+        path = outdir / f"{segment_stem(name, s, segments)}_rateints.fits"
+        write_rateints(path, (i1 - i0, YSIZE, XSIZE),
+                       lambda m: _set_exposure_meta(m, scene, i0, i1, s, segments, path.name),
+                       lambda dtype: scene.int_times(i0, i1, dtype),
+                       lambda j0, j1: scene.block(i0 + j0, i0 + j1), chunk)
         paths.append(path)
     info = {"rateints": paths, "refs": refs, "nints": nints, "seed": seed, "segments": segments,
             "bounds": bounds, "name": name, "tint": scene.tint, "effinttm": scene.effinttm,
             "tcycle": scene.tcycle, "tc_mjd": scene.tc, "transit_depth": TRANSIT_DEPTH,
             "transit_dur_days": scene.dur, "photmjsr": PHOTMJSR, "pixar_sr": PIXAR_SR, "pixar_a2": PIXAR_A2,
             "extract": EXTRACT, "velosys": VELOSYS, "lam_range_um": [LAM_BLUE, LAM_RED]}
-    case = {k: ([p.name for p in v] if k == "rateints" else
-                {t: f"refs/{p.name}" for t, p in v.items()} if k == "refs" else v) for k, v in info.items()}
-    (outdir / "case.json").write_text(json.dumps(case, indent=2) + "\n")
+    write_case_json(outdir, info)
     return info
 
 

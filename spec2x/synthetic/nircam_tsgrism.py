@@ -19,8 +19,6 @@ chunk by chunk, so memory stays small whatever ``nints`` is (SUBGRISM64: 2.6 MB 
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,12 +29,15 @@ from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
 
 from spec2x.synthetic.common import (
-    CUBES,
-    MODEL_ATTR,
-    lazy_array,
+    int_times_table,
+    ref_header,
     save,
     segment_bounds,
-    write_streamed,
+    segment_stem,
+    set_tso_timing,
+    write_case_json,
+    write_extract1d,
+    write_rateints,
 )
 
 _PX = dqflags.pixel
@@ -103,11 +104,7 @@ def stellar_rate(lam, setup: FilterSetup):
 # Reference files
 # ---------------------------------------------------------------------------------------------
 def _ref_meta(m, reftype, filt=None, exp_type="NRC_TSGRISM", p_exptype=None):
-    meta = m.meta
-    meta.reftype, meta.pedigree, meta.useafter = reftype, "DUMMY", "2022-01-01T00:00:00"
-    meta.author, meta.description = "spec2x.synthetic", "Synthetic reference file (spec2x)"
-    meta.telescope = "JWST"
-    meta.instrument.name, meta.instrument.detector = "NIRCAM", "NRCALONG"
+    meta = ref_header(m, reftype, "NIRCAM", "NRCALONG")
     meta.instrument.channel, meta.instrument.module = "LONG", "A"
     if filt is not None:
         meta.instrument.filter = filt
@@ -193,12 +190,8 @@ def make_photom(path):
 
 def make_extract1d(path):
     """JSON EXTRACT1D: box rows 30-40 around the trace, background rows 2-12 and 52-62 (order-0 fit)."""
-    ref = {"reftype": "EXTRACT1D", "instrument": "NIRCAM", "telescope": "JWST", "exp_type": "NRC_TSGRISM",
-           "pedigree": "DUMMY", "useafter": "2022-01-01T00:00:00", "author": "spec2x.synthetic",
-           "description": "Synthetic reference file (spec2x)",
-           "apertures": [{"id": "ANY", "region_type": "target", "disp": 1, **EXTRACT,
-                          "bkg_fit": "poly", "bkg_order": 0, "smoothing_length": 0}]}
-    Path(path).write_text(json.dumps(ref, indent=2) + "\n")
+    write_extract1d(path, "NIRCAM", "NRC_TSGRISM", [{"id": "ANY", "region_type": "target", "disp": 1, **EXTRACT,
+                                                     "bkg_fit": "poly", "bkg_order": 0, "smoothing_length": 0}])
 
 
 def make_refs(refdir, filt="F444W", seed=1) -> dict:
@@ -272,12 +265,8 @@ class _Scene:
         return {"SCI": sci, "ERR": err, "DQ": dq, "VAR_POISSON": vp, "VAR_RNOISE": vr}
 
     def int_times(self, i0, i1, dtype):
-        it = np.zeros(i1 - i0, dtype=dtype)
-        it["integration_number"] = np.arange(i0 + 1, i1 + 1)
-        for edge, t in (("start", self.start), ("mid", self.mid), ("end", self.end)):
-            it[f"int_{edge}_MJD_UTC"] = t[i0:i1]
-            it[f"int_{edge}_BJD_TDB"] = t[i0:i1] + 2400000.5 + BJD_OFFSET
-        return it
+        return int_times_table(dtype, i0, self.start[i0:i1], self.mid[i0:i1], self.end[i0:i1],
+                               lambda t: t + 2400000.5 + BJD_OFFSET)
 
 
 def _set_exposure_meta(m, scene, subarray, filt, i0, i1, segnum, segtot, filename):
@@ -292,15 +281,7 @@ def _set_exposure_meta(m, scene, subarray, filt, i0, i1, segnum, segtot, filenam
     ex.type, ex.readpatt, ex.primary_type = "NRC_TSGRISM", "BRIGHT1", "SCIENCE"
     ex.nints, ex.integration_start, ex.integration_end = n, i0 + 1, i1
     ex.segment_number, ex.segment_total = segnum, segtot
-    ex.ngroups, ex.nframes, ex.groupgap = NGROUPS, 1, 0
-    ex.nresets_at_start, ex.nresets_between_ints = 1, 1
-    ex.frame_time = ex.group_time = scene.frame_time
-    ex.integration_time = scene.tint
-    ex.effective_exposure_time = scene.effinttm * n
-    ex.exposure_time = scene.tint * n
-    ex.duration = scene.tcycle * n
-    ex.start_time, ex.end_time = float(scene.start[0]), float(scene.end[-1])
-    ex.mid_time = 0.5 * (ex.start_time + ex.end_time)
+    set_tso_timing(ex, scene, NGROUPS, 1, scene.frame_time)
     mt.visit.tsovisit, mt.visit.type = True, "PRIME_TARGETED_FIXED"
     ob = mt.observation
     ob.date, ob.time = "2024-05-01", "03:00:00.000"
@@ -351,20 +332,14 @@ def make_nircam_tsgrism(outdir, nints=10, seed=1, subarray="SUBGRISM64", filter=
     with datamodels.FlatModel(str(refs["flat"])) as flat:
         scene = _Scene(nints, seed, subarray, filter, np.array(flat.data))
     name = name or DEFAULT_NAME
-    chunk = chunk or max(1, (4 << 20) // (scene.ny * NX * 4))
     bounds = segment_bounds(nints, segments)
     paths = []
     for s, (i0, i1) in enumerate(bounds, 1):
-        stem = name
-        if segments > 1:
-            stem = re.sub(r"-seg\d{3}", f"-seg{s:03d}", name) if re.search(r"-seg\d{3}", name) else f"{name}-seg{s:03d}"
-        path = outdir / f"{stem}_rateints.fits"
-        shape = (i1 - i0, scene.ny, NX)
-        m = datamodels.CubeModel(**{MODEL_ATTR[k]: lazy_array(shape, dt) for k, dt in CUBES.items()})
-        _set_exposure_meta(m, scene, subarray, filter, i0, i1, s, segments, path.name)
-        m.int_times = scene.int_times(i0, i1, m.get_dtype("int_times"))
-        write_streamed(path, m, lambda j0, j1, i0=i0: scene.block(i0 + j0, i0 + j1), i1 - i0, chunk)
-        m.close()
+        path = outdir / f"{segment_stem(name, s, segments)}_rateints.fits"
+        write_rateints(path, (i1 - i0, scene.ny, NX),
+                       lambda m: _set_exposure_meta(m, scene, subarray, filter, i0, i1, s, segments, path.name),
+                       lambda dtype: scene.int_times(i0, i1, dtype),
+                       lambda j0, j1: scene.block(i0 + j0, i0 + j1), chunk)
         paths.append(path)
     setup = FILTERS[filter]
     info = {"rateints": paths, "refs": refs, "nints": nints, "seed": seed, "segments": segments, "bounds": bounds,
@@ -372,7 +347,5 @@ def make_nircam_tsgrism(outdir, nints=10, seed=1, subarray="SUBGRISM64", filter=
             "xref_sci": setup.xref_sci, "yref_sci": YREF_SCI, "trace": {"lam0": setup.lam0, "dlam": setup.dlam,
             "dx0": setup.dx0, "dx1": setup.dx1, "dy1": DY1}, "transit_depth": TRANSIT_DEPTH,
             "photmjsr": PHOTMJSR, "pixar_sr": PIXAR_SR, "extract": EXTRACT}
-    case = {k: ([p.name for p in v] if k == "rateints" else
-                {t: f"refs/{p.name}" for t, p in v.items()} if k == "refs" else v) for k, v in info.items()}
-    (outdir / "case.json").write_text(json.dumps(case, indent=2) + "\n")
+    write_case_json(outdir, info)
     return info

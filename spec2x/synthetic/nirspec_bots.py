@@ -37,7 +37,7 @@ from astropy.modeling.models import (
 from stdatamodels.jwst import datamodels
 from stdatamodels.jwst.datamodels import dqflags
 
-from spec2x.synthetic.common import CUBES, MODEL_ATTR, lazy_array, save, write_streamed
+from spec2x.synthetic.common import int_times_table, ref_header, save, write_extract1d, write_rateints
 
 _PX = dqflags.pixel
 # grating -> (filter, wavelength range in metres)
@@ -74,11 +74,7 @@ def groove_density(lam_range, nx=2048):
 
 
 def _meta(m, reftype, grating="N/A", filt="N/A", detector="NRS1"):
-    meta = m.meta
-    meta.reftype, meta.pedigree, meta.useafter = reftype, "DUMMY", "2022-01-01T00:00:00"
-    meta.author, meta.description = "spec2x.synthetic", "Synthetic reference file (spec2x)"
-    meta.telescope = "JWST"
-    meta.instrument.name, meta.instrument.detector = "NIRSPEC", detector
+    meta = ref_header(m, reftype, "NIRSPEC", detector)
     meta.exposure.type, meta.exposure.p_exptype = "NRS_BRIGHTOBJ", "NRS_BRIGHTOBJ|NRS_FIXEDSLIT|"
     if hasattr(meta.instrument, "filter"):
         meta.instrument.filter = filt
@@ -307,14 +303,11 @@ def make_extract1d(path: Path, rows: tuple):
     """Box of 12 rows centred on the trace in the cut-out, background from 2 rows at each edge."""
     centre = 0.5 * (rows[0] + rows[1])
     lo, hi = round(centre - 6), round(centre + 5)
-    ref = {"reftype": "EXTRACT1D", "instrument": "NIRSPEC", "telescope": "JWST", "exp_type": "NRS_BRIGHTOBJ",
-           "pedigree": "DUMMY", "useafter": "2022-01-01T00:00:00", "author": "spec2x.synthetic",
-           "description": "Synthetic reference file (spec2x)",
-           "apertures": [{"id": "S1600A1", "region_type": "target", "disp_axis": 1, "xstart": 0, "xstop": 2047,
-                          "ystart": lo, "ystop": hi, "use_source_posn": False,
-                          "bkg_coeff": [[rows[0] - 0.5], [rows[0] + 1.5], [rows[1] - 1.5], [rows[1] + 0.5]],
-                          "bkg_fit": "poly", "bkg_order": 0}]}
-    Path(path).write_text(json.dumps(ref, indent=1) + "\n")
+    write_extract1d(path, "NIRSPEC", "NRS_BRIGHTOBJ",
+                    [{"id": "S1600A1", "region_type": "target", "disp_axis": 1, "xstart": 0, "xstop": 2047,
+                      "ystart": lo, "ystop": hi, "use_source_posn": False,
+                      "bkg_coeff": [[rows[0] - 0.5], [rows[0] + 1.5], [rows[1] - 1.5], [rows[1] + 0.5]],
+                      "bkg_fit": "poly", "bkg_order": 0}], indent=1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,12 +393,8 @@ class _Scene:
         return {"SCI": sci, "ERR": err, "DQ": dq, "VAR_POISSON": vp, "VAR_RNOISE": vr}
 
     def int_times(self, dtype):
-        it = np.zeros(self.nints, dtype=dtype)
-        it["integration_number"] = np.arange(1, self.nints + 1)
-        for k, frac in (("start", 0.0), ("mid", 0.5), ("end", 1.0)):
-            it[f"int_{k}_MJD_UTC"] = self.start + frac * EFFINTTM / 86400.0
-            it[f"int_{k}_BJD_TDB"] = it[f"int_{k}_MJD_UTC"] + 2400000.5 + 0.004
-        return it
+        start, mid, end = (self.start + frac * EFFINTTM / 86400.0 for frac in (0.0, 0.5, 1.0))
+        return int_times_table(dtype, 0, start, mid, end, lambda t: t + 2400000.5 + 0.004)
 
 
 def _set_meta(m, nints, grating, subarray, ystart, detector, filename):
@@ -475,13 +464,9 @@ def make_nirspec_bots(outdir, nints=10, seed=1, grating="G395H", subarray="SUB20
 
     scene = _Scene(lam, y_slit, nints, seed)
     path = outdir / f"{name or DEFAULT_NAME.replace('nrs1', detector.lower())}_rateints.fits"
-    shape = (nints, NY, SUBARRAYS[subarray][1])
-    m = datamodels.CubeModel(**{MODEL_ATTR[k]: lazy_array(shape, dt) for k, dt in CUBES.items()})
-    _set_meta(m, nints, grating, subarray, ystart, detector, path.name)
-    m.int_times = scene.int_times(m.get_dtype("int_times"))
-    chunk = chunk or max(1, (4 << 20) // (NY * shape[2] * 4))
-    write_streamed(path, m, scene.block, nints, chunk)
-    m.close()
+    write_rateints(path, (nints, NY, SUBARRAYS[subarray][1]),
+                   lambda m: _set_meta(m, nints, grating, subarray, ystart, detector, path.name),
+                   scene.int_times, scene.block, chunk)
     info = {"rateints": [path], "refs": refs, "nints": nints, "seed": seed, "grating": grating, "detector": detector,
             "filter": GRATINGS[grating][0], "subarray": subarray, "ystart": ystart}
     case = {**{k: v for k, v in info.items() if k not in ("rateints", "refs")},
