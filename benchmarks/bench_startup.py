@@ -27,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_lrs_slitless import isolated, synthetic_case  # noqa: E402
+from _common import isolated, run_spec2x, synthetic_case  # noqa: E402
 
 FLOOR = ("import numpy, astropy.io.fits, xarray, dask.array, gwcs, numba, asdf\n"
          "from stdatamodels.jwst import datamodels\n"
@@ -58,11 +58,7 @@ def floor(repeats: int = 3) -> float:
 
 
 def cold(info: dict, out: Path) -> float:
-    cmd = [str(Path(sys.executable).parent / "spec2x"), "run", *info["rateints"], "-o", str(out), "--overwrite",
-           "--quiet"]
-    for reftype, path in info["refs"].items():
-        cmd += ["--ref", f"{reftype}={path}"]
-    return isolated(cmd)["wall_s"]
+    return run_spec2x(info, out)["wall_s"]
 
 
 def warm(infos: list, out: Path) -> list:
