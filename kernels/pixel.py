@@ -7,6 +7,10 @@ the dtype and order jwst's numpy code uses, so results are bit-identical: float3
 flat; the photom conversion map in its own dtype (float64 for a wavelength-dependent map) with the
 product rounded to float32.  A pixel is invalid when any float result is NaN or DO_NOT_USE is set;
 then every float result becomes NaN and DO_NOT_USE is set (``spec2x.dq.match_nans_and_flags``).
+
+``error_model="numpy"``: a division by zero gives inf/NaN as numpy (and so jwst) does, instead of
+numba's per-division zero check and ZeroDivisionError, which also kept LLVM from vectorising the
+loops (divide_by_flat on 64 MIRI LRS integrations: 0.057 -> 0.007 s of CPU).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 DO_NOT_USE = np.uint32(1)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def divide_by_flat(flat, flat_sq, flat_err, flat_err_sq, flat_dq, per_slit, sci, var_poisson, var_rnoise, dq):
     """(sci, err, dq, var_poisson, var_rnoise, var_flat) of a block divided by a prepared flat.
 
