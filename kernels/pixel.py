@@ -10,7 +10,7 @@ then every float result becomes NaN and DO_NOT_USE is set (``spec2x.dq.match_nan
 
 ``error_model="numpy"``: a division by zero gives inf/NaN as numpy (and so jwst) does, instead of
 numba's per-division zero check and ZeroDivisionError, which also kept LLVM from vectorising the
-loops (divide_by_flat on 64 MIRI LRS integrations: 0.057 -> 0.007 s of CPU).
+loops (divide_by_flat on 64 MIRI LRS integrations, outputs in reused memory: 0.021 -> 0.006 s of CPU).
 """
 
 from __future__ import annotations

@@ -53,51 +53,25 @@ class FitsArray:
         return len(self.shape)
 
     def __getitem__(self, key):
-        rows = self._row_range(key)
-        if rows is not None:
-            return self.read_rows(*rows)
         raw = np.memmap(self.path, dtype=self.file_dtype, mode="r", offset=self.offset, shape=self.shape)
-        return self._to_native(np.array(raw[key]))
-
-    def read_rows(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``[start, stop)`` of axis 0, read with one ``preadv`` straight into the array that is
-        returned and converted there: no memory map, no second copy."""
-        block = np.empty((stop - start, *self.shape[1:]), dtype=self.file_dtype)
-        buffer = memoryview(block).cast("B")
-        offset = self.offset + start * (buffer.nbytes // max(stop - start, 1))
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            done = 0
-            while done < buffer.nbytes:
-                got = os.preadv(fd, [buffer[done:]], offset + done)
-                if got == 0:
-                    raise InputError(self.path, f"file ends before byte {offset + buffer.nbytes}")
-                done += got
-        finally:
-            os.close(fd)
-        return self._to_native(block)
-
-    def _to_native(self, block: np.ndarray) -> np.ndarray:
-        """A big-endian block (owned, writeable) turned into the native ``dtype`` in place."""
-        if not block.dtype.isnative:
-            block = block.byteswap(inplace=True).view(block.dtype.newbyteorder("="))
+        block = np.asarray(raw[key]).astype(np.dtype(self.file_dtype).newbyteorder("="))  # the one copy
         if self.dtype == np.uint32:
             block = block.view(np.uint32)
             block ^= np.uint32(2**31)
         return block
 
-    def _row_range(self, key) -> tuple[int, int] | None:
-        """``(start, stop)`` when ``key`` selects whole frames of a contiguous range of axis 0."""
-        key = key if isinstance(key, tuple) else (key,)
-        if not key or not isinstance(key[0], slice) or len(key) > len(self.shape):
-            return None
-        start, stop, step = key[0].indices(self.shape[0])
-        if step != 1:
-            return None
-        for k, n in zip(key[1:], self.shape[1:]):
-            if not isinstance(k, slice) or k.indices(n) != (0, n, 1):
-                return None
-        return start, max(start, stop)
+    def prefetch(self, start: int, stop: int):
+        """Have the kernel start reading rows ``[start, stop)`` of axis 0 into the page cache now, so
+        the task that reads them next does not wait for the disk (no-op where unsupported)."""
+        start, stop = max(start, 0), min(stop, self.shape[0] if self.ndim == 3 else 1)
+        if stop <= start or not hasattr(os, "posix_fadvise"):
+            return
+        row = np.dtype(self.file_dtype).itemsize * int(np.prod(self.shape[-2:]))
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, self.offset + start * row, (stop - start) * row, os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(fd)
 
 
 def _image_hdu_array(path: str, hdul: fits.HDUList, name: str) -> FitsArray:
@@ -227,14 +201,22 @@ class Source:
     attrs: dict
 
     def read(self, start: int, stop: int) -> xr.Dataset:
-        """Integrations ``[start, stop)`` as a numpy-backed Dataset shaped like ``open_exposure``'s."""
+        """Integrations ``[start, stop)`` as a numpy-backed Dataset shaped like ``open_exposure``'s;
+        the integrations after them, as many again, are prefetched for the next chunk task."""
         data = {}
         for var in self.readers[0][1]:
             parts = [arrays[var][max(start - first, 0):stop - first] for first, arrays in self.readers
                      if first < stop and first + arrays[var].shape[0] > start]
             data[var] = (("integration", "y", "x"), parts[0] if len(parts) == 1 else np.concatenate(parts))
+        self.prefetch(stop, 2 * stop - start)
         coords = self.coords.isel(integration=slice(start, stop))
         return xr.Dataset(data, coords=coords.coords, attrs={**self.attrs, "source": self})
+
+    def prefetch(self, start: int, stop: int):
+        """Start reading integrations ``[start, stop)`` of every cube into the page cache."""
+        for first, arrays in self.readers:
+            for array in arrays.values():
+                array.prefetch(start - first, stop - first)
 
 
 def _nints(arr: FitsArray) -> int:
