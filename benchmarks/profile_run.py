@@ -9,17 +9,19 @@ spec2x again in this process with timing probes around each phase of a chunk tas
 file -> native arrays), calibrate (the recipe's steps), pick (products' blocks taken from the Datasets),
 encode (byte swap to big-endian), pwrite (the system call), journal; and around the run's set-up
 (calibrate = graph build, layout, commit).  Each probe adds wall and CPU (``time.thread_time``) seconds
-per thread.  Prints one table and appends one JSON line to ``benchmarks/profile_runs.jsonl``.
+and minor page faults (fresh memory mapped in) per thread.  On a shared machine compare CPU seconds:
+wall seconds then mostly measure the other processes.  ``--profile-only`` skips the CLI run and the floor.
+Prints one table and appends one JSON line to ``benchmarks/profile_runs.jsonl``.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import functools
 import json
 import os
+import resource
 import shutil
 import sys
 import threading
@@ -35,6 +37,7 @@ from bench_scale import drop_caches, io_floor, product_bytes  # noqa: E402
 WALL = collections.defaultdict(float)   # (thread name, phase) -> seconds
 CPU = collections.defaultdict(float)
 CALLS = collections.Counter()
+FAULTS = collections.Counter()  # minor page faults (fresh memory mapped in)
 _LOCK = threading.Lock()
 _ACTIVE = threading.local()
 
@@ -47,19 +50,24 @@ def _probe(phase: str, func):
         if getattr(_ACTIVE, "on", False):
             return func(*args, **kwargs)
         _ACTIVE.on = True
-        w0, c0 = time.perf_counter(), time.thread_time()
+        w0, c0, f0 = time.perf_counter(), time.thread_time(), _faults()
         try:
             return func(*args, **kwargs)
         finally:
-            w, c = time.perf_counter() - w0, time.thread_time() - c0
+            w, c, f = time.perf_counter() - w0, time.thread_time() - c0, _faults() - f0
             _ACTIVE.on = False
             key = (threading.current_thread().name, phase)
             with _LOCK:
                 WALL[key] += w
                 CPU[key] += c
                 CALLS[key] += 1
+                FAULTS[key] += f
 
     return timed
+
+
+def _faults() -> int:
+    return resource.getrusage(getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)).ru_minflt
 
 
 def _instrument():
@@ -107,7 +115,7 @@ def table(run: dict) -> list[dict]:
     rows = []
     for (thread, phase), wall in sorted(WALL.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         rows.append({"phase": phase, "thread": thread, "calls": CALLS[(thread, phase)], "wall_s": round(wall, 2),
-                     "cpu_s": round(CPU[(thread, phase)], 2)})
+                     "cpu_s": round(CPU[(thread, phase)], 2), "minor_faults": FAULTS[(thread, phase)]})
     return rows
 
 
@@ -118,6 +126,7 @@ def main():
     ap.add_argument("--chunk-ints", type=int, default=None)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/spec2x-profile"))
     ap.add_argument("--label", default="")
+    ap.add_argument("--profile-only", action="store_true", help="skip the CLI run and the I/O floor")
     a = ap.parse_args()
     from spec2x.synthetic import make_miri_lrs_slitless
 
@@ -130,23 +139,26 @@ def main():
     if a.chunk_ints:
         cmd += ["--chunk-ints", str(a.chunk_ints)]
     load0 = os.getloadavg()
-    drop_caches()
-    cli = isolated(cmd)
-    floor = io_floor(case["rateints"], product_bytes(out), a.workdir)
-    shutil.rmtree(out, ignore_errors=True)
+    against = {}
+    if not a.profile_only:
+        drop_caches()
+        cli = isolated(cmd)
+        floor = io_floor(case["rateints"], product_bytes(out), a.workdir)
+        shutil.rmtree(out, ignore_errors=True)
+        floor_s = floor["read_s"] + floor["write_s"]
+        against = {"cli_wall_s": round(cli["wall_s"], 2), "cli_peak_rss_mb": round(cli["peak_rss_mb"]),
+                   "io_floor_s": round(floor_s, 2), **floor, "fraction_of_io_floor": round(floor_s / cli["wall_s"], 3)}
     run = instrumented_run(case, out, a.chunk_ints)
     shutil.rmtree(out, ignore_errors=True)
-    floor_s = floor["read_s"] + floor["write_s"]
     rows = table(run)
     summary = {"date": time.strftime("%Y-%m-%d %H:%M"), "label": a.label, "nints": a.nints, "segments": a.segments,
                "chunk_ints": a.chunk_ints, "load_before": [round(x, 2) for x in load0],
-               "load_after": [round(x, 2) for x in os.getloadavg()], "cli_wall_s": round(cli["wall_s"], 2),
-               "cli_peak_rss_mb": round(cli["peak_rss_mb"]), "io_floor_s": round(floor_s, 2), **floor,
-               "fraction_of_io_floor": round(floor_s / cli["wall_s"], 3),
+               "load_after": [round(x, 2) for x in os.getloadavg()], **against,
                **{k: round(v, 2) if isinstance(v, float) else v for k, v in run.items()}, "phases": rows}
-    print(f"{'phase':14} {'thread':28} {'calls':>6} {'wall s':>8} {'cpu s':>8}")
+    print(f"{'phase':14} {'thread':28} {'calls':>6} {'wall s':>8} {'cpu s':>8} {'faults':>9}")
     for r in rows:
-        print(f"{r['phase']:14} {r['thread'][:28]:28} {r['calls']:6d} {r['wall_s']:8.2f} {r['cpu_s']:8.2f}")
+        print(f"{r['phase']:14} {r['thread'][:28]:28} {r['calls']:6d} {r['wall_s']:8.2f} {r['cpu_s']:8.2f} "
+              f"{r['minor_faults']:9d}")
     print(json.dumps({k: v for k, v in summary.items() if k != "phases"}))
     with open(HERE / "profile_runs.jsonl", "a") as f:
         f.write(json.dumps(summary) + "\n")
