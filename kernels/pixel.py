@@ -8,9 +8,10 @@ flat; the photom conversion map in its own dtype (float64 for a wavelength-depen
 product rounded to float32.  A pixel is invalid when any float result is NaN or DO_NOT_USE is set;
 then every float result becomes NaN and DO_NOT_USE is set (``spec2x.dq.match_nans_and_flags``).
 
-The loops are branch-free (``error_model="numpy"``: IEEE division as numpy does it, no zero-divisor check;
-NaN tests as ``v != v`` combined with ``|``; results selected), so LLVM vectorises them: ≈ 3x faster than the
-same arithmetic with short-circuit tests.
+The loops are branch-free, so LLVM vectorises them: ``error_model="numpy"`` (a division by zero gives
+inf/NaN as numpy, and so jwst, does, instead of numba's per-division zero check and ZeroDivisionError),
+NaN tests as ``v != v`` combined with ``|``, results selected (divide_by_flat on 64 MIRI LRS integrations,
+outputs in reused memory: 0.021 -> 0.006 s of CPU).
 """
 
 from __future__ import annotations

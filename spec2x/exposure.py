@@ -9,6 +9,7 @@ worker can read its own chunk.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +54,24 @@ class FitsArray:
 
     def __getitem__(self, key):
         raw = np.memmap(self.path, dtype=self.file_dtype, mode="r", offset=self.offset, shape=self.shape)
-        block = np.asarray(raw[key]).astype(np.dtype(self.file_dtype).newbyteorder("="))
+        block = np.asarray(raw[key]).astype(np.dtype(self.file_dtype).newbyteorder("="))  # the one copy
         if self.dtype == np.uint32:
-            return block.view(np.uint32) ^ np.uint32(2**31)
+            block = block.view(np.uint32)
+            block ^= np.uint32(2**31)
         return block
+
+    def prefetch(self, start: int, stop: int):
+        """Have the kernel start reading rows ``[start, stop)`` of axis 0 into the page cache now, so
+        the task that reads them next does not wait for the disk (no-op where unsupported)."""
+        start, stop = max(start, 0), min(stop, self.shape[0] if self.ndim == 3 else 1)
+        if stop <= start or not hasattr(os, "posix_fadvise"):
+            return
+        row = np.dtype(self.file_dtype).itemsize * int(np.prod(self.shape[-2:]))
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, self.offset + start * row, (stop - start) * row, os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(fd)
 
 
 def _image_hdu_array(path: str, hdul: fits.HDUList, name: str) -> FitsArray:
@@ -186,14 +201,22 @@ class Source:
     attrs: dict
 
     def read(self, start: int, stop: int) -> xr.Dataset:
-        """Integrations ``[start, stop)`` as a numpy-backed Dataset shaped like ``open_exposure``'s."""
+        """Integrations ``[start, stop)`` as a numpy-backed Dataset shaped like ``open_exposure``'s;
+        the integrations after them, as many again, are prefetched for the next chunk task."""
         data = {}
         for var in self.readers[0][1]:
             parts = [arrays[var][max(start - first, 0):stop - first] for first, arrays in self.readers
                      if first < stop and first + arrays[var].shape[0] > start]
             data[var] = (("integration", "y", "x"), parts[0] if len(parts) == 1 else np.concatenate(parts))
+        self.prefetch(stop, 2 * stop - start)
         coords = self.coords.isel(integration=slice(start, stop))
         return xr.Dataset(data, coords=coords.coords, attrs={**self.attrs, "source": self})
+
+    def prefetch(self, start: int, stop: int):
+        """Start reading integrations ``[start, stop)`` of every cube into the page cache."""
+        for first, arrays in self.readers:
+            for array in arrays.values():
+                array.prefetch(start - first, stop - first)
 
 
 def _nints(arr: FitsArray) -> int:

@@ -46,13 +46,15 @@ class RegionTarget:
             os.close(fd)
 
 
-def encode(block: np.ndarray, kind: str) -> bytes:
-    """Bytes of a block as FITS stores them."""
-    if kind == "uint32":
-        return (block.astype(np.uint32) ^ np.uint32(2**31)).astype(">u4").tobytes()
+def encode(block: np.ndarray, kind: str) -> np.ndarray:
+    """A block as FITS stores it (a C-contiguous array whose buffer is the bytes to write), made with
+    one conversion copy: the caller's block is never modified."""
     if kind == "rows":
-        return np.ascontiguousarray(block, dtype=np.uint8).tobytes()
-    return block.astype(">" + np.dtype(kind).str[1:]).tobytes()
+        return np.ascontiguousarray(block, dtype=np.uint8)
+    if kind == "uint32":
+        out = np.bitwise_xor(block, np.uint32(2**31), dtype=np.uint32, casting="unsafe")
+        return out.byteswap(inplace=True).view(">u4")
+    return np.asarray(block).astype(">" + np.dtype(kind).str[1:], order="C")
 
 
 def model_hdulist(model, streamed: dict) -> fits.HDUList:
