@@ -354,12 +354,6 @@ class Engine:
             total = term if total is None else total + term
         return total.tocsr()
 
-    def rebuild(self, spectrum, fill=np.nan) -> np.ndarray:
-        """Model image of ``spectrum`` on the grid (``fill`` where not modelled)."""
-        out = np.full(self.mask.size, fill, np.float64)
-        out[self.pixels] = self.design().dot(spectrum)
-        return out.reshape(self.mask.shape)
-
     def data_vector(self, data, error):
         return (np.asarray(data).ravel()[self.pixels] / np.asarray(error).ravel()[self.pixels]).astype(np.float64)
 

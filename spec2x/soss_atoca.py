@@ -40,14 +40,12 @@ class Blue:
     grid: np.ndarray
     fit_mask: np.ndarray       # pixels left out of the fit (the exposure's usual mask)
     fit: atoca.Engine
-    rebuild_mask: np.ndarray
+    rebuild_mask: np.ndarray   # outside every box (or a reference pixel): the pixels not rebuilt
     rebuild: sparse.csr_matrix
     rebuild_pixels: np.ndarray
     derivative: sparse.csr_matrix
     dtd: sparse.csc_matrix     # D^T D
     factor: float
-    trace_mask: np.ndarray     # outside the order-2 box
-    global_box: np.ndarray     # outside every box
 
 
 @dataclass(frozen=True)
@@ -193,7 +191,7 @@ def blue_plan(o2, trace2, cutoff, data, mederr, scimask, trace_mask2, guess, all
     global_box = np.all(masks_i, axis=0)
     rebuild = atoca.Engine([order], grid, [global_box])
     return Blue(order, grid, fit_mask, fit, global_box, rebuild.design(), rebuild.pixels, dmat,
-                sparse.csc_matrix(dmat.T.dot(dmat)), factor, masks_i[1], global_box)
+                sparse.csc_matrix(dmat.T.dot(dmat)), factor)
 
 
 def blue_model(blue: Blue, data, error, scimask, trace_masks) -> np.ndarray:
