@@ -6,7 +6,9 @@ order 1+2 model, its inverse design matrix, and the maps from the grid spectrum 
 then the Tikhonov factor of the separate fit of order 2's blue end (below ``order2_separation_cutoff[1]``).
 
 Per integration (``contamination``) the joint solve is a fixed linear map of the data (jwst weighs it with the
-median error of the exposure), so a block of integrations is two matrix products; the blue fit of order 2 is
+median error of the exposure): sparse LU factors computed once (or, with ``dense_inverse``, jwst's dense
+inverse: in the order overlap the normal matrix is so ill-conditioned that only jwst's own arithmetic
+reproduces jwst there to better than ~1e-2); the blue fit of order 2 is
 weighted by the integration's own errors and is solved per integration (a small banded sparse system).  Each
 order is then box-extracted from the data minus the other order's model.
 """
@@ -54,7 +56,10 @@ class AtocaPlan:
     grid: np.ndarray
     pixels: np.ndarray         # flat pixel indices of the joint model's data vector
     projection: sparse.csr_matrix   # (grid, pixels): A^T diag(1 / median error)
-    normal: atoca.Factorized   # A^T A + t^2 D^T D
+    normal: atoca.Factorized | None   # A^T A + t^2 D^T D, or with ``dense_inverse``:
+    inverse: np.ndarray | None        # its dense inverse (jwst's way: the same bits as jwst, ~n^3 once, n^2 memory)
+    design: sparse.csr_matrix | None  # A (with ``dense_inverse``)
+    mederr_pixels: np.ndarray | None  # float32 median error of the data vector's pixels (with ``dense_inverse``)
     model_pixels: tuple        # per order (1, 2): flat indices of its trace model
     model_maps: tuple          # per order: csr (model pixels, grid)
     blue: Blue | None
@@ -110,7 +115,7 @@ def integration_masks(data, error, all_dnu, refmask, box_weights):
 
 
 def plan(mean, mederr, nints, all_dnu, all_bad, refmask, box_weights, inputs, traces, separation_cutoff, subarray,
-         threshold=1e-2, n_os=2, rtol=1e-4, max_grid_size=20000, tikfac=None) -> AtocaPlan:
+         threshold=1e-2, n_os=2, rtol=1e-4, max_grid_size=20000, tikfac=None, dense_inverse=False) -> AtocaPlan:
     """Everything fixed for the exposure (see the module docstring)."""
     data = typical_integration(mean, mederr, nints)
     scimask, trace_masks = integration_masks(data, mederr, all_dnu, refmask, box_weights)
@@ -134,9 +139,14 @@ def plan(mean, mederr, nints, all_dnu, all_bad, refmask, box_weights, inputs, tr
         tik = atoca.Tikhonov(a, joint.data_vector(data, mederr), dmat)
         tikfac = atoca.search_factor(tik, atoca.guess_factor(joint, estimate), JOINT_LOG_RANGE)
     log.info("ATOCA Tikhonov factor (orders 1+2): %.4e", tikfac)
-    normal = atoca.Factorized(a.T @ a + tikfac ** 2 * (dmat.T @ dmat))
+    normal_matrix = a.T @ a + tikfac ** 2 * (dmat.T @ dmat)
     projection = (a.T @ sparse.diags(1.0 / mederr.ravel()[joint.pixels].astype(np.float64))).tocsr()
-    spectrum = normal.solve(projection @ data.ravel()[joint.pixels].astype(np.float64))
+    if dense_inverse:
+        normal, inverse, design = None, np.linalg.inv(normal_matrix.toarray()), a
+        mederr_pixels = mederr.ravel()[joint.pixels]
+    else:
+        normal, inverse, design, mederr_pixels = atoca.Factorized(normal_matrix), None, None, None
+    spectrum = _joint_spectrum(normal, inverse, design, mederr_pixels, projection, data.ravel()[joint.pixels])
 
     model_pixels, model_maps = [], []
     for i, o in enumerate((o1, o2)):
@@ -152,8 +162,17 @@ def plan(mean, mederr, nints, all_dnu, all_bad, refmask, box_weights, inputs, tr
     if subarray != "SUBSTRIP96":
         blue = blue_plan(o2, traces[1], separation_cutoff[1], data, mederr, scimask, trace_masks[1], tikfac,
                          all_dnu, all_bad, refmask, box_weights)
-    return AtocaPlan(float(tikfac), grid, joint.pixels, projection, normal, tuple(model_pixels), tuple(model_maps),
+    return AtocaPlan(float(tikfac), grid, joint.pixels, projection, normal, inverse, design, mederr_pixels, tuple(model_pixels), tuple(model_maps),
                      blue, all_dnu, refmask, tuple(box_weights))
+
+
+def _joint_spectrum(normal, inverse, design, mederr_pixels, projection, values):
+    """The joint order 1+2 spectrum of one integration's data vector ``values``: sparse LU solve, or jwst's
+    product with the dense inverse (data / median error in float32, as jwst divides them)."""
+    if inverse is None:
+        return normal.solve(projection @ np.asarray(values, np.float64))
+    y = np.asarray(values, np.float32) / mederr_pixels
+    return inverse.dot(design.T.dot(y))
 
 
 def decontamination_grid(traces, estimate, short_limit, rtol, max_grid_size, n_os) -> np.ndarray:
@@ -221,7 +240,7 @@ def contamination(p: AtocaPlan, data, error) -> np.ndarray:
     out = np.full((n, 2, npix), np.nan)
     shape = p.all_dnu.shape
     for k in range(n):    # one integration at a time: the same bytes for any chunking
-        spectrum = p.normal.solve(p.projection @ data[k, p.pixels])
+        spectrum = _joint_spectrum(p.normal, p.inverse, p.design, p.mederr_pixels, p.projection, data[k, p.pixels])
         model1 = np.full(npix, np.nan)
         model1[p.model_pixels[0]] = p.model_maps[0] @ spectrum
         model2 = np.full(npix, np.nan)

@@ -126,7 +126,7 @@ UNSUPPORTED = {"soss_wave_grid_in": None, "soss_wave_grid_out": None, "soss_esti
 
 def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_bad_pix="masking",
             soss_order_3=True, soss_threshold=1e-2, soss_n_os=2, soss_rtol=1e-4, soss_max_grid_size=20000,
-            soss_tikfac=None, **unsupported) -> SossPlan:
+            soss_tikfac=None, soss_dense_inverse=False, **unsupported) -> SossPlan:
     """The per-exposure extraction plan (reads the cube twice for the exposure-wide statistics, three
     times with ATOCA)."""
     for name, value in unsupported.items():
@@ -178,7 +178,8 @@ def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_b
         inputs, order_traces = decontamination.order_inputs(ref, refs, orders, pwcpos, subarray, shape)
         plan = decontamination.plan(mean, mederr, ds.sizes["integration"], all_dnu, all_bad, refmask, list(weights),
                                inputs, order_traces, ref.separation_cutoff, subarray, threshold=soss_threshold,
-                               n_os=soss_n_os, rtol=soss_rtol, max_grid_size=soss_max_grid_size, tikfac=soss_tikfac)
+                               n_os=soss_n_os, rtol=soss_rtol, max_grid_size=soss_max_grid_size, tikfac=soss_tikfac,
+                               dense_inverse=soss_dense_inverse)
         primary["TIKFACTR"] = plan.tikfac
     return SossPlan(orders, lengths, wavelength, weights, lo, hi, static, fill_pix, fill_data, fill_err,
                     numbers, primary, plan)
