@@ -157,6 +157,79 @@ def _extend_to_grid(grid: np.ndarray, wave: np.ndarray, q: np.ndarray) -> np.nda
     return np.interp(grid, np.concatenate((grid[left], w, grid[right])), np.concatenate((q_left, q, q_right)))
 
 
+def spectrace(ref: Pastasoss, order: int, pwcpos: float, subarray: str = "SUBSTRIP256"):
+    """(x, y, lambda) of the order's trace at ``pwcpos`` on the reference wavelength grid, extrapolated
+    linearly at both ends, computed with the same floating-point operations as jwst (a 2x2 matrix product
+    for the rotation, scipy's linear ``interp1d``, astropy's ``Polynomial2D``): ATOCA's unregularised flux
+    estimate amplifies differences in the last bit, so its inputs must be jwst's to the bit."""
+    from astropy.modeling.models import Polynomial2D
+    from scipy.interpolate import interp1d
+
+    m = ref.orders[order]
+    x, y = m.trace[:, 0].copy(), m.trace[:, 1].copy()
+    if subarray == "SUBSTRIP96":
+        y -= SUBSTRIP96_SHIFT
+    centre = np.atleast_2d(m.pivot).T
+    rad = np.radians(pwcpos - ref.pwcpos_cmd)
+    c, s = np.cos(rad), np.sin(rad)
+    x_rot, y_rot = np.array([[c, -s], [s, c]]) @ (np.vstack([x, y]) - centre) + centre
+    y_new = interp1d(x_rot, y_rot, fill_value="extrapolate")(x)
+    keep = y_new <= MAX_TRACE_ROW
+    x, y_new = x[keep], y_new[keep]
+    degree = int(np.sqrt(2 * len(m.coefficients))) - 1
+    poly = Polynomial2D(degree=degree)
+    for name in poly.param_names:
+        i, j = (int(n) for n in name.strip("c").split("_"))
+        setattr(poly, name, m.coefficients[(i + j) * (i + j + 1) // 2 + j])
+    (x0, o0), (x1, o1) = m.extents
+    offset = np.ones_like(x) * (pwcpos - ref.pwcpos_cmd)
+    wave = poly((x - x0) / (x1 - x0), (offset - o0) / (o1 - o0))
+    grid = ref.wave_grid
+    return _extrapolate(grid, wave, x), _extrapolate(grid, wave, y_new), grid
+
+
+def _extrapolate(grid, wave, q):
+    """q(wave) on ``grid``, continued beyond the data with its end slopes."""
+    order = np.argsort(wave)
+    q, w = q[order], wave[order]
+    slope_hi = (q[-1] - q[-2]) / (w[-1] - w[-2])
+    hi = np.where(grid > w[-1])[0]
+    slope_lo = (q[1] - q[0]) / (w[1] - w[0])
+    lo = np.where(grid < w[0])[0]
+    q_hi = q[-1] + (grid[hi] - w[-1]) * slope_hi
+    q_lo = q[0] + (grid[lo] - w[0]) * slope_lo
+    return np.interp(grid, np.concatenate((grid[lo], w, grid[hi])), np.concatenate((q_lo, q, q_hi)))
+
+
+def exact_trace(ref: Pastasoss, order: int, pwcpos: float, subarray: str = "SUBSTRIP256") -> Trace:
+    """``trace`` from the jwst-identical ``spectrace`` (ATOCA's inputs)."""
+    xs, ys, ws = spectrace(ref, order, pwcpos, subarray)
+    if xs[0] - xs[1] > 0:
+        xs, ys, ws = xs[::-1], ys[::-1], ws[::-1]
+    cols = np.arange(ref.orders[order].cutoff)
+    return Trace(order, cols, CubicSpline(xs, ys)(cols), CubicSpline(xs, ws)(cols))
+
+
+def wavemap(ref: Pastasoss, order: int, pwcpos: float, shape: tuple, subarray: str = "SUBSTRIP256") -> np.ndarray:
+    """lambda per pixel of the subarray for one order, as jwst's ``get_soss_wavemaps`` gives it (no tilt):
+    the trace's lambda(x), piecewise linear in x, the same on every row, NaN beyond the trace's x range.
+
+    jwst solves x(lambda) iteratively; with no tilt the first iteration leaves a shift of a few ulp,
+    which is replayed here so the maps agree to the bit."""
+    xs, _, ws = spectrace(ref, order, pwcpos, subarray)
+    cols = np.arange(shape[1], dtype=np.float64)
+    rising_x, rising_w = xs[::-1], ws[::-1]
+    shift = 0.0
+    for _ in range(5):
+        lam = np.interp(cols - shift, rising_x, rising_w)
+        moved = np.interp(lam, ws, xs) - cols
+        shift = shift + moved
+        if np.all(np.abs(moved) < 1e-2):
+            break
+    row = np.interp(cols - shift, rising_x, rising_w, left=np.nan, right=np.nan)
+    return np.broadcast_to(row, shape).copy()
+
+
 def trace(ref: Pastasoss, order: int, pwcpos: float, subarray: str = "SUBSTRIP256") -> Trace:
     """The order's trace y(x) and lambda(x) on columns 0 .. cutoff-1 at ``pwcpos``."""
     m = ref.orders[order]

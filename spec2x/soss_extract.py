@@ -17,7 +17,10 @@ Per chunk of integrations (``apply``): one numba call (``kernels.soss_box``).  T
 an ``order`` dimension (one EXTRACT1D extension each); orders shorter than the longest are NaN-padded and
 ``n_alongdisp`` holds their length.
 
-ATOCA (jwst's default ``soss_atoca=True``) is not implemented: asking for it is a clear error.
+With ATOCA (jwst's default ``soss_atoca=True``) ``prepare`` also fits jwst's linear model of the
+overlapping orders on the mean integration (``spec2x.soss_atoca``; a third pass over the cube for the mean
+and the median error), and each chunk subtracts the other order's model before the box sums
+(``kernels.atoca``).  Its keywords (TIKFACTR, OVERSAMP, THRESHLD) are recorded as jwst records them.
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ import xarray as xr
 from scipy import ndimage
 from stdatamodels.jwst import datamodels
 
+from kernels import atoca as katoca
 from kernels import soss_box
 from spec2x import pastasoss
+from spec2x import soss_atoca as decontamination
 from spec2x.dq import PIXEL
 from spec2x.errors import NotImplementedForMode, RefError
 from spec2x.meta import exposure_keywords
@@ -63,6 +68,7 @@ class SossPlan:
     fill_err: np.ndarray      # (nints, npix) float64
     integration_numbers: np.ndarray   # exposure-wide INT numbers, row order of the fill tables
     primary: dict
+    atoca: decontamination.AtocaPlan | None = None
 
 
 def box_weights(ytrace: np.ndarray, width: float, shape: tuple) -> np.ndarray:
@@ -115,9 +121,20 @@ def _check_speckernel(path: str):
         raise RefError("extract_1d", "speckernel", f"{path}: not a SPECKERNEL file ({exc})") from None
 
 
+UNSUPPORTED = {"soss_wave_grid_in": None, "soss_wave_grid_out": None, "soss_estimate": None, "soss_modelname": None}
+
+
 def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_bad_pix="masking",
-            soss_order_3=True) -> SossPlan:
-    """The per-exposure extraction plan (reads the cube twice for the exposure-wide statistics)."""
+            soss_order_3=True, soss_threshold=1e-2, soss_n_os=2, soss_rtol=1e-4, soss_max_grid_size=20000,
+            soss_tikfac=None, soss_dense_inverse=False, **unsupported) -> SossPlan:
+    """The per-exposure extraction plan (reads the cube twice for the exposure-wide statistics, three
+    times with ATOCA)."""
+    for name, value in unsupported.items():
+        if name not in UNSUPPORTED:
+            raise TypeError(f"unknown parameter {name}")
+        if value is not None:
+            raise NotImplementedForMode(f"extract_1d: {name}={value!r} is not implemented for NIRISS SOSS "
+                                        "(only jwst's default, None)")
     kw = exposure_keywords(ds)
     source = (ds.attrs.get("paths") or [ds.attrs.get("filename", "exposure")])[0]
     if soss_bad_pix != "masking" and not soss_atoca:
@@ -137,9 +154,11 @@ def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_b
     shape = (ds.sizes["y"], ds.sizes["x"])
     _check_specprofile(refs["specprofile"], shape, len(orders))
     _check_speckernel(refs["speckernel"])
-    if soss_atoca:
-        raise NotImplementedForMode("extract_1d: ATOCA decontamination (soss_atoca=True, jwst's default) is not "
-                                    "implemented for NIRISS SOSS yet; run with soss_atoca=False for the box extraction")
+    if soss_atoca and soss_bad_pix != "masking":
+        raise NotImplementedForMode(f"extract_1d: soss_bad_pix={soss_bad_pix!r} is not implemented; only 'masking'")
+    if soss_atoca and len(orders) > 2:
+        raise NotImplementedForMode("extract_1d: ATOCA with an order-3 trace in the PASTASOSS reference is not "
+                                    "implemented (give soss_order_3=False)")
 
     traces = [pastasoss.trace(ref, o, pwcpos, subarray) for o in orders]
     weights = np.stack([box_weights(t.y, soss_width, shape) for t in traces])
@@ -151,9 +170,51 @@ def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_b
         wavelength[k, : t.x.size] = t.wavelength
     lo, hi = _weight_rows(weights)
     static, fill_pix, fill_data, fill_err = exposure_statistics(ds)
-    primary = {"SOSSWDTH": float(soss_width), "OVERSAMP": RECORDED_N_OS, "THRESHLD": RECORDED_THRESHOLD}
+    primary = {"SOSSWDTH": float(soss_width), "OVERSAMP": int(soss_n_os), "THRESHLD": float(soss_threshold)}
+    numbers = np.asarray(ds["integration_number"].values)
+    plan = None
+    if soss_atoca:
+        mean, mederr, all_dnu, all_bad, refmask = atoca_statistics(ds, fill_pix, fill_data, numbers)
+        inputs, order_traces = decontamination.order_inputs(ref, refs, orders, pwcpos, subarray, shape)
+        plan = decontamination.plan(mean, mederr, ds.sizes["integration"], all_dnu, all_bad, refmask, list(weights),
+                               inputs, order_traces, ref.separation_cutoff, subarray, threshold=soss_threshold,
+                               n_os=soss_n_os, rtol=soss_rtol, max_grid_size=soss_max_grid_size, tikfac=soss_tikfac,
+                               dense_inverse=soss_dense_inverse)
+        primary["TIKFACTR"] = plan.tikfac
     return SossPlan(orders, lengths, wavelength, weights, lo, hi, static, fill_pix, fill_data, fill_err,
-                    np.asarray(ds["integration_number"].values), primary)
+                    numbers, primary, plan)
+
+
+def atoca_statistics(ds: xr.Dataset, fill_pix, fill_data, numbers):
+    """(mean in-filled integration (float32, summed in integration order as numpy does), median error
+    (float32, inf where bad in every integration or a reference pixel), DO_NOT_USE in every integration,
+    bad in every integration, reference pixels of the first integration), chunk by chunk."""
+    import warnings
+
+    sci, err, dq = (ds[n].transpose("integration", "y", "x").data for n in ("sci", "err", "dq"))
+    sci, err, dq = (a if isinstance(a, da.Array) else da.from_array(a, chunks=(8, -1, -1)) for a in (sci, err, dq))
+    nints, ny, nx = sci.shape
+    good = da.isfinite(sci) & da.isfinite(err)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+        mederr, all_bad, all_dnu, first_dq = dask.compute(
+            da.nanmedian(err.rechunk((-1, max(1, ny // 16), -1)), axis=0), ~good.any(axis=0),
+            ((dq & np.uint32(PIXEL["DO_NOT_USE"])) != 0).all(axis=0), dq[0])
+    refmask = (first_dq & np.uint32(PIXEL["REFERENCE_PIXEL"])) != 0
+    mederr = np.asarray(mederr, np.float32)
+    mederr[all_bad | refmask] = np.inf
+    total = np.zeros((ny, nx), np.float32)
+    rows = np.searchsorted(numbers, numbers)
+    start = 0
+    for i in range(sci.numblocks[0]):
+        block = np.asarray(sci.blocks[i].compute(), np.float32)
+        frames = block.reshape(block.shape[0], -1).copy()
+        frames[:, fill_pix] = fill_data[rows[start: start + block.shape[0]]]
+        for frame in frames:
+            total += frame.reshape(ny, nx)
+        start += block.shape[0]
+    mean = (total / np.intp(nints)).astype(np.float32)
+    return mean, mederr, all_dnu, all_bad, refmask
 
 
 def exposure_statistics(ds: xr.Dataset):
@@ -244,6 +305,13 @@ def apply(ds: xr.Dataset, plan: SossPlan) -> xr.Dataset:
 
 def _extract_block(sci, err, rows, plan: SossPlan):
     """(n, norders * 3, nx) for one chunk of integrations (order-major, then flux, error, npixels)."""
+    if plan.atoca is not None:
+        data, error = katoca.fill_block(np.ascontiguousarray(sci, np.float32), np.ascontiguousarray(err, np.float32),
+                                        np.asarray(rows).reshape(-1).astype(np.int64), plan.fill_pix, plan.fill_data,
+                                        plan.fill_err)
+        others = decontamination.contamination(plan.atoca, data, error)
+        out = katoca.decontaminated_box(data, error, others, plan.static_mask, plan.weights, plan.lo, plan.hi)
+        return out.reshape((out.shape[0], -1, out.shape[-1]))
     out = soss_box.box_extract(np.ascontiguousarray(sci, np.float32), np.ascontiguousarray(err, np.float32),
                                np.asarray(rows).reshape(-1).astype(np.int64), plan.fill_pix, plan.fill_data,
                                plan.fill_err, plan.static_mask, plan.weights, plan.lo, plan.hi)

@@ -29,7 +29,13 @@ from spec2x.errors import NotImplementedForMode, RefError
 from spec2x.meta import exposure_keywords
 
 # jwst 3.0.0's defaults (Extract1dStep spec) of the parameters spec2x supports.
-PARAMETERS = {"soss_atoca": True, "soss_width": 40.0, "soss_bad_pix": "masking", "soss_order_3": True}
+PARAMETERS = {"soss_atoca": True, "soss_width": 40.0, "soss_bad_pix": "masking", "soss_order_3": True,
+              "soss_threshold": 1e-2, "soss_n_os": 2, "soss_rtol": 1e-4, "soss_max_grid_size": 20000,
+              "soss_tikfac": None, "soss_wave_grid_in": None, "soss_wave_grid_out": None, "soss_estimate": None,
+              "soss_modelname": None,
+              # spec2x only: solve ATOCA's joint model with jwst's dense inverse (jwst's bits in the order overlap,
+              # at n^3 setup time and n^2 memory for the n ~ 16000-point grid) instead of sparse LU factors
+              "soss_dense_inverse": False}
 
 HORIZONTAL = 1
 CUBES = ("sci", "err", "dq", "var_poisson", "var_rnoise", "var_flat")

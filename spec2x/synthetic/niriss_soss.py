@@ -403,6 +403,6 @@ def make_niriss_soss(outdir, nints=5, seed=1, name=None, chunk=None, pwcpos=PWCP
     m.int_times = scene.int_times(m.get_dtype("int_times"))
     write_streamed(path, m, scene.block, nints, chunk or 2)
     return {"rateints": [path], "refs": {k: str(v) for k, v in refs.items()}, "nints": nints, "seed": seed,
-            "params": {"extract_1d": {"soss_atoca": False}},   # ATOCA is not implemented yet: box extraction
+            "params": {"extract_1d": {"soss_atoca": False}},   # box: ATOCA's per-exposure setup outlasts a demo
             "pwcpos": pwcpos, "transit_depth": TRANSIT_DEPTH, "lightcurve": scene.lc.tolist(),
             "trace_y_order1_x1000": float(traces[1].y[1000]), "trace_y_order2_x1000": float(traces[2].y[1000])}
