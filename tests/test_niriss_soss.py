@@ -132,7 +132,9 @@ def test_trace_rotation_follows_pwcpos(soss_synthetic):
 # order models differ by up to ~1% of the contamination they remove: FLUX agrees to 1e-3 from column 700 on
 # (measured: 1e-8) and to 5e-2 below (measured: 2.3e-2 order 1, 9e-3 order 2).  With jwst's dense inverse
 # (``soss_dense_inverse=True``, slower) every column agrees (measured: 2e-10 and 9e-11 on two cases; not in
-# this suite: the 16k x 16k inverse takes minutes on the 2-core CI machine).
+# this suite: the 16k x 16k inverse takes minutes on the 2-core CI machine).  jwst's own ATOCA run does that
+# inverse too (6+ min, 7 GB here), so the tests comparing with it are marked ``slow_oracle``: left out of the
+# default run (CI), run with ``pytest -m slow_oracle``.
 OVERLAP_COLUMNS = 700
 ATOCA_FLUX_RTOL, ATOCA_OVERLAP_RTOL = 1e-3, 5e-2
 
@@ -150,6 +152,7 @@ def ours_atoca(soss_synthetic, tmp_path_factory):
     return {"result": result} | {p.name.split("_")[-1].removesuffix(".fits"): p for p in paths}
 
 
+@pytest.mark.slow_oracle
 @pytest.mark.parametrize("order", (1, 2))
 def test_atoca_flux_equals_jwst(soss_jwst_atoca, ours_atoca, order):
     with fits.open(ours_atoca["x1dints"]) as a, fits.open(soss_jwst_atoca["x1dints"]) as b:
@@ -173,6 +176,7 @@ def test_atoca_decontaminates(ours_atoca, ours):
     np.testing.assert_allclose(atoca_flux[:, 1200:1900], box_flux[:, 1200:1900], rtol=1e-9)
 
 
+@pytest.mark.slow_oracle
 def test_atoca_products_have_jwst_layout_and_keywords(soss_jwst_atoca, ours_atoca):
     with fits.open(ours_atoca["x1dints"]) as a, fits.open(soss_jwst_atoca["x1dints"]) as b:
         assert [(h.name, h.ver) for h in a] == [(h.name, h.ver) for h in b]
