@@ -169,12 +169,14 @@ def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_b
     for k, t in enumerate(traces):
         wavelength[k, : t.x.size] = t.wavelength
     lo, hi = _weight_rows(weights)
-    static, fill_pix, fill_data, fill_err = exposure_statistics(ds)
+    masks, fill_pix, fill_data, fill_err = exposure_statistics(ds)
+    static = masks.all_dnu | masks.all_bad | masks.refmask
     primary = {"SOSSWDTH": float(soss_width), "OVERSAMP": int(soss_n_os), "THRESHLD": float(soss_threshold)}
     numbers = np.asarray(ds["integration_number"].values)
     plan = None
     if soss_atoca:
-        mean, mederr, all_dnu, all_bad, refmask = atoca_statistics(ds, fill_pix, fill_data, numbers)
+        mean, mederr = atoca_statistics(ds, masks, fill_pix, fill_data, numbers)
+        all_dnu, all_bad, refmask = masks.all_dnu, masks.all_bad, masks.refmask
         inputs, order_traces = decontamination.order_inputs(ref, refs, orders, pwcpos, subarray, shape)
         plan = decontamination.plan(mean, mederr, ds.sizes["integration"], all_dnu, all_bad, refmask, list(weights),
                                inputs, order_traces, ref.separation_cutoff, subarray, threshold=soss_threshold,
@@ -185,24 +187,19 @@ def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_b
                     numbers, primary, plan)
 
 
-def atoca_statistics(ds: xr.Dataset, fill_pix, fill_data, numbers):
+def atoca_statistics(ds: xr.Dataset, masks: "ExposureMasks", fill_pix, fill_data, numbers):
     """(mean in-filled integration (float32, summed in integration order as numpy does), median error
-    (float32, inf where bad in every integration or a reference pixel), DO_NOT_USE in every integration,
-    bad in every integration, reference pixels of the first integration), chunk by chunk."""
+    (float32, inf where bad in every integration or a reference pixel)), chunk by chunk; the exposure's
+    masks come from ``exposure_statistics``."""
     import warnings
 
-    sci, err, dq = (ds[n].transpose("integration", "y", "x").data for n in ("sci", "err", "dq"))
-    sci, err, dq = (a if isinstance(a, da.Array) else da.from_array(a, chunks=(8, -1, -1)) for a in (sci, err, dq))
+    sci, err = (ds[n].transpose("integration", "y", "x").data for n in ("sci", "err"))
+    sci, err = (a if isinstance(a, da.Array) else da.from_array(a, chunks=(8, -1, -1)) for a in (sci, err))
     nints, ny, nx = sci.shape
-    good = da.isfinite(sci) & da.isfinite(err)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
-        mederr, all_bad, all_dnu, first_dq = dask.compute(
-            da.nanmedian(err.rechunk((-1, max(1, ny // 16), -1)), axis=0), ~good.any(axis=0),
-            ((dq & np.uint32(PIXEL["DO_NOT_USE"])) != 0).all(axis=0), dq[0])
-    refmask = (first_dq & np.uint32(PIXEL["REFERENCE_PIXEL"])) != 0
-    mederr = np.asarray(mederr, np.float32)
-    mederr[all_bad | refmask] = np.inf
+        mederr = np.asarray(da.nanmedian(err.rechunk((-1, max(1, ny // 16), -1)), axis=0).compute(), np.float32)
+    mederr[masks.all_bad | masks.refmask] = np.inf
     total = np.zeros((ny, nx), np.float32)
     rows = np.searchsorted(numbers, numbers)
     start = 0
@@ -214,14 +211,24 @@ def atoca_statistics(ds: xr.Dataset, fill_pix, fill_data, numbers):
             total += frame.reshape(ny, nx)
         start += block.shape[0]
     mean = (total / np.intp(nints)).astype(np.float32)
-    return mean, mederr, all_dnu, all_bad, refmask
+    return mean, mederr
+
+
+@dataclass(frozen=True)
+class ExposureMasks:
+    """(ny, nx) masks over all integrations: DO_NOT_USE in every one, not finite (value or error) in every
+    one, reference pixel in the first one."""
+
+    all_dnu: np.ndarray
+    all_bad: np.ndarray
+    refmask: np.ndarray
 
 
 def exposure_statistics(ds: xr.Dataset):
-    """(static mask, in-fill pixel indices, in-fill values, in-fill errors) over all integrations.
+    """(ExposureMasks, in-fill pixel indices, in-fill values, in-fill errors) over all integrations.
 
-    Static mask: DO_NOT_USE in every integration, not finite in every integration, or a reference pixel
-    in the first one.  In-fill pixels: not finite (value or error) in some integration.
+    In-fill pixels: not finite (value or error) in some integration.  The box extraction leaves out the
+    static mask (any of the masks); ATOCA uses them separately.
     """
     sci, err, dq = (ds[n].transpose("integration", "y", "x").data for n in ("sci", "err", "dq"))
     sci, err, dq = (a if isinstance(a, da.Array) else da.from_array(a, chunks=(8, -1, -1)) for a in (sci, err, dq))
@@ -238,8 +245,7 @@ def exposure_statistics(ds: xr.Dataset):
     else:
         data = error = np.zeros((nints, 0), np.float32)
     fill_data, fill_err = infill(data.astype(np.float32), error.astype(np.float32), refmask[ys, xs])
-    static = all_dnu | all_bad | refmask
-    return static, (ys * nx + xs).astype(np.int64), fill_data, fill_err
+    return ExposureMasks(all_dnu, all_bad, refmask), (ys * nx + xs).astype(np.int64), fill_data, fill_err
 
 
 def infill(data: np.ndarray, error: np.ndarray, refmask: np.ndarray):
