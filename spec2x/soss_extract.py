@@ -11,15 +11,18 @@ Once per exposure (``prepare``):
   some integration (their per-integration value: a running median in time, 9 integrations wide, of
   the series whose gaps hold the median over all integrations; their error: 10x the median error).
   These need the whole cube, so ``prepare`` reads it twice, chunk by chunk (memory stays flat):
-  once for the masks, once to gather the time series of the listed pixels.
+  once for the masks, once to gather the time series of the listed pixels, known only then.  The first
+  read keeps its leading chunks (up to ``KEEP_BYTES``), so the second reads only the rest: a short
+  exposure is read once.
 
 Per chunk of integrations (``apply``): one numba call (``kernels.soss_box``).  The spectra Dataset has
 an ``order`` dimension (one EXTRACT1D extension each); orders shorter than the longest are NaN-padded and
 ``n_alongdisp`` holds their length.
 
 With ATOCA (jwst's default ``soss_atoca=True``) ``prepare`` also fits jwst's linear model of the
-overlapping orders on the mean integration (``spec2x.soss_atoca``; a third pass over the cube for the mean
-and the median error), and each chunk subtracts the other order's model before the box sums
+overlapping orders on the mean integration (``spec2x.soss_atoca``: the sum of the integrations comes from
+the first read, the median error over time from the kept cube or, when it was not all kept, from a read
+of its own), and each chunk subtracts the other order's model before the box sums
 (``kernels.atoca``).  Its keywords (TIKFACTR, OVERSAMP, THRESHLD) are recorded as jwst records them.
 """
 
@@ -128,8 +131,8 @@ UNSUPPORTED = {"soss_wave_grid_in": None, "soss_wave_grid_out": None, "soss_esti
 def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_bad_pix="masking",
             soss_order_3=True, soss_threshold=1e-2, soss_n_os=2, soss_rtol=1e-4, soss_max_grid_size=20000,
             soss_tikfac=None, soss_dense_inverse=False, **unsupported) -> SossPlan:
-    """The per-exposure extraction plan (reads the cube twice for the exposure-wide statistics, three
-    times with ATOCA)."""
+    """The per-exposure extraction plan (reads the cube at most twice for the exposure-wide statistics,
+    three times with ATOCA)."""
     for name, value in unsupported.items():
         if name not in UNSUPPORTED:
             raise TypeError(f"unknown parameter {name}")
@@ -170,13 +173,13 @@ def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_b
     for k, t in enumerate(traces):
         wavelength[k, : t.x.size] = t.wavelength
     lo, hi = _weight_rows(weights)
-    masks, fill_pix, fill_data, fill_err, raw_total = exposure_statistics(ds, with_total=soss_atoca)
+    masks, fill_pix, fill_data, fill_err, sums = exposure_statistics(ds, with_total=soss_atoca)
     static = masks.all_dnu | masks.all_bad | masks.refmask
     primary = {"SOSSWDTH": float(soss_width), "OVERSAMP": int(soss_n_os), "THRESHLD": float(soss_threshold)}
     numbers = np.asarray(ds["integration_number"].values)
     plan = None
     if soss_atoca:
-        mean, mederr = atoca_statistics(ds, masks, fill_pix, fill_data, numbers, raw_total)
+        mean, mederr = atoca_statistics(ds, masks, fill_pix, fill_data, numbers, sums)
         all_dnu, all_bad, refmask = masks.all_dnu, masks.all_bad, masks.refmask
         inputs, order_traces = decontamination.order_inputs(ref, refs, orders, pwcpos, subarray, shape)
         plan = decontamination.plan(mean, mederr, ds.sizes["integration"], all_dnu, all_bad, refmask, list(weights),
@@ -188,25 +191,26 @@ def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_b
                     numbers, primary, plan)
 
 
-def atoca_statistics(ds: xr.Dataset, masks: "ExposureMasks", fill_pix, fill_data, numbers, raw_total):
+def atoca_statistics(ds: xr.Dataset, masks: "ExposureMasks", fill_pix, fill_data, numbers, sums):
     """(mean in-filled integration (float32, summed in integration order as numpy does), median error
-    (float32, inf where bad in every integration or a reference pixel)); the exposure's masks and the
-    float32 running sum of the integrations (``raw_total``) come from ``exposure_statistics``' pass: the
-    in-filled pixels' sums are redone here from the in-fill table, in the same order."""
-    import warnings
-
-    err = _cubes(ds, ("err",))[0]
-    nints, ny, nx = err.shape
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
-        mederr = np.asarray(da.nanmedian(err.rechunk((-1, max(1, ny // 16), -1)), axis=0).compute(), np.float32)
+    (float32, inf where bad in every integration or a reference pixel)).  ``sums`` = (float32 running sum
+    of the integrations, median error over time or None) from ``exposure_statistics``' first pass; the
+    in-filled pixels' sums are redone here from the in-fill table, in the same order, and the median
+    error takes a pass of its own when that pass could not keep the whole cube."""
+    raw_total, mederr = sums
+    ny, nx = raw_total.shape
+    if mederr is None:
+        err = _cubes(ds, ("err",))[0]
+        bands = err.rechunk((-1, max(1, ny // 16), -1))
+        mederr = da.map_blocks(soss_box.nanmedian_time, bands, drop_axis=0, dtype=np.float32).compute()
+    mederr = np.asarray(mederr, np.float32)
     mederr[masks.all_bad | masks.refmask] = np.inf
     total = raw_total.copy().reshape(-1)
     filled = np.zeros(fill_pix.size, np.float32)
     for row in np.searchsorted(numbers, numbers):
         filled += fill_data[row]
     total[fill_pix] = filled
-    mean = (total.reshape(ny, nx) / np.intp(nints)).astype(np.float32)
+    mean = (total.reshape(ny, nx) / np.intp(ds.sizes["integration"])).astype(np.float32)
     return mean, mederr
 
 
@@ -268,12 +272,13 @@ def _pixel_series(sci, err, flat_pixels):
 
 
 def exposure_statistics(ds: xr.Dataset, with_total: bool = False):
-    """(ExposureMasks, in-fill pixel indices, in-fill values, in-fill errors, float32 sum of the
-    integrations in order or None) over all integrations.
+    """(ExposureMasks, in-fill pixel indices, in-fill values, in-fill errors, ATOCA's sums or None) over
+    all integrations; ATOCA's sums (``with_total``): the float32 sum of the integrations in order, and
+    the median error over time when the whole cube was kept (else None).
 
-    Two reads of the cube: the first gives the masks (and the sum, ``with_total``), the second the time
-    series of the in-fill pixels, known only then.  The first keeps its leading chunks in memory
-    (``KEEP_BYTES``), so the second reads only the others (none for short exposures).
+    Two reads of the cube: the first gives the masks (and the sums), the second the time series of the
+    in-fill pixels, known only then.  The first keeps its leading chunks in memory (``KEEP_BYTES``), so
+    the second reads only the others (none for short exposures).
 
     In-fill pixels: not finite (value or error) in some integration.  The box extraction leaves out the
     static mask (any of the masks); ATOCA uses them separately.
@@ -300,6 +305,9 @@ def exposure_statistics(ds: xr.Dataset, with_total: bool = False):
     ys, xs = np.nonzero(any_bad)
     flat = (ys * nx + xs).astype(np.int64)
     data, error = np.zeros((nints, 0), np.float32), np.zeros((nints, 0), np.float32)
+    mederr = None
+    if with_total and kept == nints:
+        mederr = soss_box.nanmedian_time(np.concatenate([err for _, err in frames]))
     if flat.size:
         parts = [_pixel_series(sci, err, flat) for sci, err in frames]
         frames.clear()
@@ -307,7 +315,9 @@ def exposure_statistics(ds: xr.Dataset, with_total: bool = False):
             parts.extend(chunk_pass(tail, ("sci", "err"), _pixel_series, flat))
         data, error = (np.concatenate([p[k] for p in parts]) for k in (0, 1))
     fill_data, fill_err = infill(data.astype(np.float32), error.astype(np.float32), refmask[ys, xs])
-    return ExposureMasks(all_dnu, all_bad, refmask), flat, fill_data, fill_err, total
+    frames.clear()
+    sums = (total, mederr) if with_total else None
+    return ExposureMasks(all_dnu, all_bad, refmask), flat, fill_data, fill_err, sums
 
 
 def infill(data: np.ndarray, error: np.ndarray, refmask: np.ndarray):
