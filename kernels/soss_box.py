@@ -1,4 +1,4 @@
-"""Numba kernel: NIRISS SOSS box extraction of a block of integrations (jwst 3.0.0, ``soss_atoca=False``).
+"""Numba kernels: NIRISS SOSS box extraction of a block of integrations (jwst 3.0.0, ``soss_atoca=False``).
 
 Per integration, pixels listed in the in-fill table take the table's value and error (jwst replaces
 pixels that are bad in single integrations by a running median in time, with 10x the median error);
@@ -7,8 +7,10 @@ error is not positive.  Each order's flux is the weighted sum over its box apert
 square root of the weighted sum of error², NPIXELS the sum of weights; columns without any weight get
 NaN flux and error.  Sums run over rows in increasing order, in float64, as numpy's nansum does.
 
-Only the aperture's pixels are read, in place: a slot map (pixel -> column of the in-fill tables) says
+Only the apertures' rows are read, in place: a slot map (pixel -> column of the in-fill tables) says
 where a pixel's value comes from, so no integration is copied whole.
+
+``nanmedian_time`` is ATOCA's median error over time (``np.nanmedian`` of the ERR cube, to the bit).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ def box_extract(sci, err, rows, fill_pix, fill_data, fill_err, static_mask, weig
     ``rows[k]``: row of integration k in the in-fill tables ``fill_data`` (float32) / ``fill_err``
     (float64), both (nints, npix) over flat pixel indices ``fill_pix``; ``static_mask`` (ny, nx) bool;
     ``weights`` (norders, ny, nx) float64 box apertures; ``lo``/``hi`` (norders, nx) the row range
-    holding each column's non-zero weights.
+    holding each column's non-zero weights.  The frame is walked row by row (contiguous reads), each
+    column summing its rows in increasing order.
     """
     n, ny, nx = sci.shape
     norders = weights.shape[0]
@@ -34,14 +37,19 @@ def box_extract(sci, err, rows, fill_pix, fill_data, fill_err, static_mask, weig
     slot = np.full(ny * nx, -1, np.int32)
     for j in range(fill_pix.size):
         slot[fill_pix[j]] = j
-    for k in range(n):
-        r = rows[k]
-        for o in range(norders):
-            for x in range(nx):
-                flux = 0.0
-                var = 0.0
-                npix = 0.0
-                for y in range(lo[o, x], hi[o, x]):
+    flux, var, npix = np.empty(nx), np.empty(nx), np.empty(nx)
+    for o in range(norders):
+        first, last = ny, 0
+        for x in range(nx):
+            if hi[o, x] > lo[o, x]:
+                first, last = min(first, lo[o, x]), max(last, hi[o, x])
+        for k in range(n):
+            r = rows[k]
+            flux[:] = 0.0
+            var[:] = 0.0
+            npix[:] = 0.0
+            for y in range(first, last):
+                for x in range(nx):
                     w = weights[o, y, x]
                     if not w > 0 or static_mask[y, x]:
                         continue
@@ -53,16 +61,17 @@ def box_extract(sci, err, rows, fill_pix, fill_data, fill_err, static_mask, weig
                         d = np.float64(fill_data[r, j])
                         e = fill_err[r, j]
                     if np.isfinite(d) and np.isfinite(e) and e > 0:
-                        flux += w * d
-                        var += w * (e * e)
-                        npix += w
-                if npix > 0:
-                    out[k, o, FLUX, x] = flux
-                    out[k, o, FLUX_ERROR, x] = np.sqrt(var)
+                        flux[x] += w * d
+                        var[x] += w * (e * e)
+                        npix[x] += w
+            for x in range(nx):
+                if npix[x] > 0:
+                    out[k, o, FLUX, x] = flux[x]
+                    out[k, o, FLUX_ERROR, x] = np.sqrt(var[x])
                 else:
                     out[k, o, FLUX, x] = np.nan
                     out[k, o, FLUX_ERROR, x] = np.nan
-                out[k, o, NPIXELS, x] = npix
+                out[k, o, NPIXELS, x] = npix[x]
     return out
 
 

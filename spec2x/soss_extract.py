@@ -225,7 +225,8 @@ class ExposureMasks:
 
 
 PASS_BATCH = 4   # integration chunks per dask call of a statistics pass (the scheduler's threads share them)
-KEEP_BYTES = 256 * 2**20   # SCI + ERR of the first chunks kept from the first pass: the second reads the rest
+KEEP_BYTES = 96 * 2**20   # SCI + ERR of the first chunks kept from the first pass (24 SUBSTRIP256 integrations:
+#                           ~+100 MB of peak memory): the second pass reads only the rest
 
 
 def _cubes(ds: xr.Dataset, names) -> list:
