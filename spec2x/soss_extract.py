@@ -11,20 +11,24 @@ Once per exposure (``prepare``):
   some integration (their per-integration value: a running median in time, 9 integrations wide, of
   the series whose gaps hold the median over all integrations; their error: 10x the median error).
   These need the whole cube, so ``prepare`` reads it twice, chunk by chunk (memory stays flat):
-  once for the masks, once to gather the time series of the listed pixels.
+  once for the masks, once to gather the time series of the listed pixels, known only then.  The first
+  read keeps its leading chunks (up to ``KEEP_BYTES``), so the second reads only the rest: a short
+  exposure is read once.
 
 Per chunk of integrations (``apply``): one numba call (``kernels.soss_box``).  The spectra Dataset has
 an ``order`` dimension (one EXTRACT1D extension each); orders shorter than the longest are NaN-padded and
 ``n_alongdisp`` holds their length.
 
 With ATOCA (jwst's default ``soss_atoca=True``) ``prepare`` also fits jwst's linear model of the
-overlapping orders on the mean integration (``spec2x.soss_atoca``; a third pass over the cube for the mean
-and the median error), and each chunk subtracts the other order's model before the box sums
+overlapping orders on the mean integration (``spec2x.soss_atoca``: the sum of the integrations comes from
+the first read, the median error over time from the kept cube or, when it was not all kept, from a read
+of its own), and each chunk subtracts the other order's model before the box sums
 (``kernels.atoca``).  Its keywords (TIKFACTR, OVERSAMP, THRESHLD) are recorded as jwst records them.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import dask
@@ -36,7 +40,7 @@ from stdatamodels.jwst import datamodels
 
 from kernels import atoca as katoca
 from kernels import soss_box
-from spec2x import pastasoss
+from spec2x import allocator, pastasoss
 from spec2x import soss_atoca as decontamination
 from spec2x.dq import PIXEL
 from spec2x.errors import NotImplementedForMode, RefError
@@ -127,8 +131,8 @@ UNSUPPORTED = {"soss_wave_grid_in": None, "soss_wave_grid_out": None, "soss_esti
 def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_bad_pix="masking",
             soss_order_3=True, soss_threshold=1e-2, soss_n_os=2, soss_rtol=1e-4, soss_max_grid_size=20000,
             soss_tikfac=None, soss_dense_inverse=False, **unsupported) -> SossPlan:
-    """The per-exposure extraction plan (reads the cube twice for the exposure-wide statistics, three
-    times with ATOCA)."""
+    """The per-exposure extraction plan (reads the cube at most twice for the exposure-wide statistics,
+    three times with ATOCA)."""
     for name, value in unsupported.items():
         if name not in UNSUPPORTED:
             raise TypeError(f"unknown parameter {name}")
@@ -169,13 +173,13 @@ def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_b
     for k, t in enumerate(traces):
         wavelength[k, : t.x.size] = t.wavelength
     lo, hi = _weight_rows(weights)
-    masks, fill_pix, fill_data, fill_err = exposure_statistics(ds)
+    masks, fill_pix, fill_data, fill_err, sums = exposure_statistics(ds, with_total=soss_atoca)
     static = masks.all_dnu | masks.all_bad | masks.refmask
     primary = {"SOSSWDTH": float(soss_width), "OVERSAMP": int(soss_n_os), "THRESHLD": float(soss_threshold)}
     numbers = np.asarray(ds["integration_number"].values)
     plan = None
     if soss_atoca:
-        mean, mederr = atoca_statistics(ds, masks, fill_pix, fill_data, numbers)
+        mean, mederr = atoca_statistics(ds, masks, fill_pix, fill_data, numbers, sums)
         all_dnu, all_bad, refmask = masks.all_dnu, masks.all_bad, masks.refmask
         inputs, order_traces = decontamination.order_inputs(ref, refs, orders, pwcpos, subarray, shape)
         plan = decontamination.plan(mean, mederr, ds.sizes["integration"], all_dnu, all_bad, refmask, list(weights),
@@ -187,30 +191,26 @@ def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_b
                     numbers, primary, plan)
 
 
-def atoca_statistics(ds: xr.Dataset, masks: "ExposureMasks", fill_pix, fill_data, numbers):
+def atoca_statistics(ds: xr.Dataset, masks: "ExposureMasks", fill_pix, fill_data, numbers, sums):
     """(mean in-filled integration (float32, summed in integration order as numpy does), median error
-    (float32, inf where bad in every integration or a reference pixel)), chunk by chunk; the exposure's
-    masks come from ``exposure_statistics``."""
-    import warnings
-
-    sci, err = (ds[n].transpose("integration", "y", "x").data for n in ("sci", "err"))
-    sci, err = (a if isinstance(a, da.Array) else da.from_array(a, chunks=(8, -1, -1)) for a in (sci, err))
-    nints, ny, nx = sci.shape
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
-        mederr = np.asarray(da.nanmedian(err.rechunk((-1, max(1, ny // 16), -1)), axis=0).compute(), np.float32)
+    (float32, inf where bad in every integration or a reference pixel)).  ``sums`` = (float32 running sum
+    of the integrations, median error over time or None) from ``exposure_statistics``' first pass; the
+    in-filled pixels' sums are redone here from the in-fill table, in the same order, and the median
+    error takes a pass of its own when that pass could not keep the whole cube."""
+    raw_total, mederr = sums
+    ny, nx = raw_total.shape
+    if mederr is None:
+        err = _cubes(ds, ("err",))[0]
+        bands = err.rechunk((-1, max(1, ny // 16), -1))
+        mederr = da.map_blocks(soss_box.nanmedian_time, bands, drop_axis=0, dtype=np.float32).compute()
+    mederr = np.asarray(mederr, np.float32)
     mederr[masks.all_bad | masks.refmask] = np.inf
-    total = np.zeros((ny, nx), np.float32)
-    rows = np.searchsorted(numbers, numbers)
-    start = 0
-    for i in range(sci.numblocks[0]):
-        block = np.asarray(sci.blocks[i].compute(), np.float32)
-        frames = block.reshape(block.shape[0], -1).copy()
-        frames[:, fill_pix] = fill_data[rows[start: start + block.shape[0]]]
-        for frame in frames:
-            total += frame.reshape(ny, nx)
-        start += block.shape[0]
-    mean = (total / np.intp(nints)).astype(np.float32)
+    total = raw_total.copy().reshape(-1)
+    filled = np.zeros(fill_pix.size, np.float32)
+    for row in np.searchsorted(numbers, numbers):
+        filled += fill_data[row]
+    total[fill_pix] = filled
+    mean = (total.reshape(ny, nx) / np.intp(ds.sizes["integration"])).astype(np.float32)
     return mean, mederr
 
 
@@ -224,28 +224,101 @@ class ExposureMasks:
     refmask: np.ndarray
 
 
-def exposure_statistics(ds: xr.Dataset):
-    """(ExposureMasks, in-fill pixel indices, in-fill values, in-fill errors) over all integrations.
+PASS_BATCH = 4   # integration chunks per dask call of a statistics pass (the scheduler's threads share them)
+KEEP_BYTES = 96 * 2**20   # SCI + ERR of the first chunks kept from the first pass (24 SUBSTRIP256 integrations:
+#                           ~+100 MB of peak memory): the second pass reads only the rest
+
+
+def _cubes(ds: xr.Dataset, names) -> list:
+    """The (integration, y, x) dask cubes ``names`` of ``ds``, chunked alike, whole frames per chunk."""
+    cubes = []
+    for name in names:
+        a = ds[name].transpose("integration", "y", "x").data
+        a = a if isinstance(a, da.Array) else da.from_array(a, chunks=(8, -1, -1))
+        cubes.append(a.rechunk((cubes[0].chunks[0] if cubes else a.chunks[0], -1, -1)))
+    return cubes
+
+
+def chunk_pass(ds: xr.Dataset, names, reduce, *args):
+    """``reduce(*blocks, *args)`` of every integration chunk of the cubes ``names``, in integration order:
+    one read of each chunk (the lazy chain computed on the current dask scheduler, a few chunks per call),
+    ``reduce`` running where the chunk is, so only its result travels and memory stays flat."""
+    blocks = zip(*(c.to_delayed(optimize_graph=False).ravel() for c in _cubes(ds, names)))
+    tasks = [dask.delayed(reduce, pure=True)(*b, *args) for b in blocks]
+    for i in range(0, len(tasks), PASS_BATCH):
+        yield from dask.compute(*tasks[i: i + PASS_BATCH])
+
+
+def _kept_integrations(ds: xr.Dataset) -> int:
+    """How many leading integrations (whole chunks) the first pass keeps in memory for the second."""
+    chunks = _cubes(ds, ("sci",))[0].chunks[0]
+    frame = 8 * ds.sizes["y"] * ds.sizes["x"]   # SCI and ERR, float32
+    ends = np.cumsum(chunks)
+    return int(ends[ends * frame <= KEEP_BYTES].max(initial=0))
+
+
+def _mask_block(sci, err, dq, keep_sci, keep_err):
+    """One chunk's part of the exposure masks: (not finite in some, in every integration; DO_NOT_USE in
+    every integration; DQ of the first) and SCI and ERR themselves where asked (else None)."""
+    bad = ~(np.isfinite(sci) & np.isfinite(err))
+    dnu = (dq & np.uint32(PIXEL["DO_NOT_USE"])) != 0
+    return bad.any(axis=0), bad.all(axis=0), dnu.all(axis=0), dq[0], sci if keep_sci else None, \
+        err if keep_err else None
+
+
+def _pixel_series(sci, err, flat_pixels):
+    """SCI and ERR of one chunk at ``flat_pixels`` (flat indices), (n, npix) each."""
+    n = sci.shape[0]
+    return sci.reshape(n, -1)[:, flat_pixels], err.reshape(n, -1)[:, flat_pixels]
+
+
+def exposure_statistics(ds: xr.Dataset, with_total: bool = False):
+    """(ExposureMasks, in-fill pixel indices, in-fill values, in-fill errors, ATOCA's sums or None) over
+    all integrations; ATOCA's sums (``with_total``): the float32 sum of the integrations in order, and
+    the median error over time when the whole cube was kept (else None).
+
+    Two reads of the cube: the first gives the masks (and the sums), the second the time series of the
+    in-fill pixels, known only then.  The first keeps its leading chunks in memory (``KEEP_BYTES``), so
+    the second reads only the others (none for short exposures).
 
     In-fill pixels: not finite (value or error) in some integration.  The box extraction leaves out the
     static mask (any of the masks); ATOCA uses them separately.
     """
-    sci, err, dq = (ds[n].transpose("integration", "y", "x").data for n in ("sci", "err", "dq"))
-    sci, err, dq = (a if isinstance(a, da.Array) else da.from_array(a, chunks=(8, -1, -1)) for a in (sci, err, dq))
-    nints, _, nx = sci.shape
-    bad = ~(da.isfinite(sci) & da.isfinite(err))
-    any_bad, all_bad, all_dnu, first_dq = dask.compute(
-        bad.any(axis=0), bad.all(axis=0), ((dq & np.uint32(PIXEL["DO_NOT_USE"])) != 0).all(axis=0), dq[0])
+    allocator.tune()   # the passes allocate chunk-sized arrays afresh, as the chunk tasks do
+    nints, ny, nx = (ds.sizes[d] for d in ("integration", "y", "x"))
+    kept = _kept_integrations(ds)
+    head, tail = ds.isel(integration=slice(0, kept)), ds.isel(integration=slice(kept, None))
+    any_bad, all_bad, all_dnu = np.zeros((ny, nx), bool), np.ones((ny, nx), bool), np.ones((ny, nx), bool)
+    first_dq, total, frames = None, np.zeros((ny, nx), np.float32) if with_total else None, []
+    names = ("sci", "err", "dq")
+    first_pass = itertools.chain(chunk_pass(head, names, _mask_block, True, True) if kept else (),
+                                 chunk_pass(tail, names, _mask_block, with_total, False) if kept < nints else ())
+    for some, every, dnu, dq0, sci, err in first_pass:
+        any_bad |= some
+        all_bad &= every
+        all_dnu &= dnu
+        first_dq = dq0 if first_dq is None else first_dq
+        if err is not None:
+            frames.append((sci, err))
+        for frame in sci if with_total else ():
+            total += frame
     refmask = (first_dq & np.uint32(PIXEL["REFERENCE_PIXEL"])) != 0
     ys, xs = np.nonzero(any_bad)
-    if ys.size:
-        sel_y, sel_x = xr.DataArray(ys, dims="pixel"), xr.DataArray(xs, dims="pixel")
-        series = [ds[n].isel(y=sel_y, x=sel_x).transpose("integration", "pixel").data for n in ("sci", "err")]
-        data, error = (np.asarray(a) for a in dask.compute(*series))
-    else:
-        data = error = np.zeros((nints, 0), np.float32)
+    flat = (ys * nx + xs).astype(np.int64)
+    data, error = np.zeros((nints, 0), np.float32), np.zeros((nints, 0), np.float32)
+    mederr = None
+    if with_total and kept == nints:
+        mederr = soss_box.nanmedian_time(np.concatenate([err for _, err in frames]))
+    if flat.size:
+        parts = [_pixel_series(sci, err, flat) for sci, err in frames]
+        frames.clear()
+        if kept < nints:
+            parts.extend(chunk_pass(tail, ("sci", "err"), _pixel_series, flat))
+        data, error = (np.concatenate([p[k] for p in parts]) for k in (0, 1))
     fill_data, fill_err = infill(data.astype(np.float32), error.astype(np.float32), refmask[ys, xs])
-    return ExposureMasks(all_dnu, all_bad, refmask), (ys * nx + xs).astype(np.int64), fill_data, fill_err
+    frames.clear()
+    sums = (total, mederr) if with_total else None
+    return ExposureMasks(all_dnu, all_bad, refmask), flat, fill_data, fill_err, sums
 
 
 def infill(data: np.ndarray, error: np.ndarray, refmask: np.ndarray):

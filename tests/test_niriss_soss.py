@@ -115,6 +115,59 @@ def test_infill_is_a_running_median_in_time():
     assert errors[0, 0] == 1.0
 
 
+def test_median_error_kernel_equals_numpy_nanmedian_to_the_bit():
+    """ATOCA's median error over time: numpy's float32 nanmedian, odd and even counts, all-NaN pixels, inf,
+    a halved sum that overflows (numpy's masked median below 600 values), and its other path from 600 on."""
+    import warnings
+
+    from kernels.soss_box import nanmedian_time
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 20, 599, 600, 601):
+        cube = (rng.standard_normal((n, 5, 40)) ** 2).astype(np.float32)
+        cube[rng.random(cube.shape) < 0.1] = np.nan
+        cube[:, 0, :3] = np.nan
+        cube[: n // 2, 1, :5] = np.nan
+        cube[:, 2, 1] = np.inf
+        cube[:, 3, 3] = np.float32(3e38)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = np.nanmedian(cube, axis=0)
+        got = nanmedian_time(cube)
+        assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes(), n
+
+
+@pytest.mark.parametrize("keep_bytes", [0, 3 * 2 * 256 * 2048 * 4, 2**40])
+def test_exposure_statistics_do_not_depend_on_what_the_first_pass_keeps(soss_synthetic, keep_bytes, monkeypatch):
+    """The in-fill tables, masks and ATOCA's sums are the same whether the first pass keeps none, some or
+    all of the cube for the second (chunks of 3 integrations; 7 in all), and equal a direct computation."""
+    import warnings
+
+    from spec2x import soss_extract
+    from spec2x.exposure import open_exposure
+
+    ds = open_exposure(soss_synthetic["rateints"][0], chunk_ints=3)
+    monkeypatch.setattr(soss_extract, "KEEP_BYTES", keep_bytes)
+    masks, pixels, data, error, (total, mederr) = soss_extract.exposure_statistics(ds, with_total=True)
+    sci, err, dq = (ds[n].values for n in ("sci", "err", "dq"))
+    bad = ~(np.isfinite(sci) & np.isfinite(err))
+    np.testing.assert_array_equal(masks.all_bad, bad.all(axis=0))
+    np.testing.assert_array_equal(pixels, np.flatnonzero(bad.any(axis=0)))
+    expected = soss_extract.infill(sci.reshape(NINTS, -1)[:, pixels], err.reshape(NINTS, -1)[:, pixels],
+                                   masks.refmask.reshape(-1)[pixels])
+    assert data.tobytes() == expected[0].tobytes() and error.tobytes() == expected[1].tobytes()
+    running = np.zeros(sci.shape[1:], np.float32)
+    for frame in sci:
+        running += frame
+    assert total.tobytes() == running.tobytes()
+    if keep_bytes == 2**40:   # the whole cube was kept: the median error came with it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            assert mederr.tobytes() == np.nanmedian(err, axis=0).tobytes()
+    else:
+        assert mederr is None
+
+
 def test_trace_rotation_follows_pwcpos(soss_synthetic):
     ref = pastasoss.read_pastasoss(soss_synthetic["refs"]["pastasoss"])
     cmd = pastasoss.trace(ref, 1, ref.pwcpos_cmd)

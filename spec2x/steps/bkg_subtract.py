@@ -32,7 +32,7 @@ from astropy.io import fits
 from scipy import ndimage
 
 from kernels import soss_bkg
-from spec2x import quantiles
+from spec2x import allocator, quantiles
 from spec2x.dq import PIXEL
 from spec2x.errors import NotImplementedForMode, RefError, Spec2xError
 from spec2x.meta import keyword, with_keywords
@@ -46,6 +46,7 @@ FIT_LAST_COLUMN = 950        # right-side pixels beyond this column are not fitt
 SUBSTRIP96_FIRST_ROW = 10    # SUBSTRIP96 within a 256-row template
 SMOOTHING = 3.0
 CACHE_BYTES = 128 * 2**20    # cubes (SCI + DQ) up to this size are read once for all passes (peak ~3x)
+BATCH = 4                    # chunks computed per dask call of a pass (the scheduler's threads share them)
 FLAGS = np.uint32(PIXEL["DO_NOT_USE"] | PIXEL["REFERENCE_PIXEL"])   # pixels never fitted
 
 
@@ -74,6 +75,7 @@ def prepare(ds: xr.Dataset, refs: dict, soss_source_percentile=35.0, soss_bkg_pe
     templates = read_templates(refs["bkg"], ds.sizes["y"], ds.sizes["x"])
     if templates is None:
         return None
+    allocator.tune()   # the passes allocate chunk-sized arrays afresh, as the chunk tasks do
     cube = _Cube(ds)
     threshold = source_threshold(cube, source_percentile)
     fit = best_template(cube, templates, threshold, bounds)
@@ -137,6 +139,7 @@ class _Cube:
         sci, dq = (ds[n].transpose("integration", "y", "x").data for n in ("sci", "dq"))
         if not isinstance(sci, da.Array):
             sci, dq = da.from_array(sci, chunks=(8, -1, -1)), da.from_array(dq, chunks=(8, -1, -1))
+        sci = sci.rechunk((sci.chunks[0], -1, -1))   # whole frames: one block per chunk of integrations
         self.sci, self.dq = sci, dq.rechunk(sci.chunks)
         self.cached = [] if sci.nbytes + dq.nbytes <= CACHE_BYTES else None
         self._complete = False
@@ -145,13 +148,14 @@ class _Cube:
         if self._complete:
             yield from self.cached
             return
-        bounds = np.cumsum((0, *self.sci.chunks[0]))
-        for a, b in itertools.pairwise(bounds):
-            block = dask.compute(self.sci[a:b], self.dq[a:b])
-            block = (np.asarray(block[0], np.float32), np.asarray(block[1], np.uint32))
-            if self.cached is not None:
-                self.cached.append(block)
-            yield block
+        # the chunks themselves (no slicing: dask would copy each result once more), a few per call
+        pairs = list(zip(*(c.to_delayed(optimize_graph=False).ravel() for c in (self.sci, self.dq))))
+        for i in range(0, len(pairs), BATCH):
+            for sci, dq in dask.compute(*pairs[i: i + BATCH]):
+                block = (np.asarray(sci, np.float32), np.asarray(dq, np.uint32))
+                if self.cached is not None:
+                    self.cached.append(block)
+                yield block
         self._complete = self.cached is not None
 
 
