@@ -135,11 +135,12 @@ def plan(mean, mederr, nints, all_dnu, all_bad, refmask, box_weights, inputs, tr
     joint = atoca.Engine([o1, o2], grid, trace_masks[:2], global_mask=scimask, threshold=threshold)
     a = joint.design(mederr)
     dmat = atoca.derivative_matrix(grid)
+    tik = atoca.Tikhonov(a, joint.data_vector(data, mederr), dmat)   # A^T A, D^T D: computed once
     if tikfac is None:
-        tik = atoca.Tikhonov(a, joint.data_vector(data, mederr), dmat)
         tikfac = atoca.search_factor(tik, atoca.guess_factor(joint, estimate), JOINT_LOG_RANGE)
     log.info("ATOCA Tikhonov factor (orders 1+2): %.4e", tikfac)
-    normal_matrix = a.T @ a + tikfac ** 2 * (dmat.T @ dmat)
+    normal_matrix = tik.ata + tikfac ** 2 * tik.dtd
+    del tik
     projection = (a.T @ sparse.diags(1.0 / mederr.ravel()[joint.pixels].astype(np.float64))).tocsr()
     if dense_inverse:
         normal, inverse, design = None, np.linalg.inv(normal_matrix.toarray()), a
@@ -235,21 +236,28 @@ def blue_model(blue: Blue, data, error, scimask, trace_masks) -> np.ndarray:
 
 def contamination(p: AtocaPlan, data, error) -> np.ndarray:
     """(n, 2, npix): for each integration of the block and each order, the other order's model (NaN where
-    none).  ``data``/``error``: (n, npix) in-filled float64."""
+    none).  ``data``/``error``: (n, npix) in-filled float64.
+
+    The sparse products take the block's integrations as columns of one dense operand (each column gets the
+    bits of its own product, so any chunking gives the same bytes); the LU solve and the blue-end fit run
+    one integration at a time (a multi-column solve would change the bits)."""
     n, npix = data.shape
     out = np.full((n, 2, npix), np.nan)
-    shape = p.all_dnu.shape
-    for k in range(n):    # one integration at a time: the same bytes for any chunking
-        spectrum = _joint_spectrum(p.normal, p.inverse, p.design, p.mederr_pixels, p.projection, data[k, p.pixels])
-        model1 = np.full(npix, np.nan)
-        model1[p.model_pixels[0]] = p.model_maps[0] @ spectrum
-        model2 = np.full(npix, np.nan)
-        model2[p.model_pixels[1]] = p.model_maps[1] @ spectrum
-        if p.blue is not None:
+    values = np.ascontiguousarray(data[:, p.pixels].T)
+    if p.inverse is None:
+        rhs = p.projection @ values
+        spectra = np.stack([p.normal.solve(np.ascontiguousarray(rhs[:, k])) for k in range(n)], axis=1)
+    else:
+        spectra = np.stack([_joint_spectrum(None, p.inverse, p.design, p.mederr_pixels, None, values[:, k])
+                            for k in range(n)], axis=1)
+    out[:, 1, p.model_pixels[0]] = (p.model_maps[0] @ spectra).T
+    out[:, 0, p.model_pixels[1]] = (p.model_maps[1] @ spectra).T
+    if p.blue is not None:
+        shape = p.all_dnu.shape
+        for k in range(n):
             d, e = data[k].reshape(shape), error[k].reshape(shape)
             scimask, masks = integration_masks(d, e, p.all_dnu, p.refmask, p.box_weights)
             blue = blue_model(p.blue, d, e, scimask, masks)
-            model2 = np.where(np.isfinite(model2), model2, blue)
-        out[k, 0] = model2
-        out[k, 1] = model1
+            model2 = out[k, 0]
+            np.copyto(model2, blue, where=~np.isfinite(model2))
     return out
