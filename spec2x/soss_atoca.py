@@ -16,7 +16,8 @@ order is then box-extracted from the data minus the other order's model.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
@@ -66,6 +67,11 @@ class AtocaPlan:
     all_dnu: np.ndarray
     refmask: np.ndarray
     box_weights: tuple         # per order (ny, nx): jwst's trace masks are "outside the box"
+    token: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
+
+    def __dask_tokenize__(self):
+        """One key per plan: hashing its ~0.5 GB of matrices (dask pickles them) would cost seconds."""
+        return "AtocaPlan", self.token
 
 
 def order_inputs(ref, refs: dict, orders, pwcpos, subarray, shape):
@@ -134,6 +140,7 @@ def plan(mean, mederr, nints, all_dnu, all_bad, refmask, box_weights, inputs, tr
 
     joint = atoca.Engine([o1, o2], grid, trace_masks[:2], global_mask=scimask, threshold=threshold)
     a = joint.design(mederr)
+    joint.maps = None    # only design() reads them: released early (peak memory)
     dmat = atoca.derivative_matrix(grid)
     tik = atoca.Tikhonov(a, joint.data_vector(data, mederr), dmat)   # A^T A, D^T D: computed once
     if tikfac is None:
@@ -147,6 +154,7 @@ def plan(mean, mederr, nints, all_dnu, all_bad, refmask, box_weights, inputs, tr
         mederr_pixels = mederr.ravel()[joint.pixels]
     else:
         normal, inverse, design, mederr_pixels = atoca.Factorized(normal_matrix), None, None, None
+    del a, normal_matrix
     spectrum = _joint_spectrum(normal, inverse, design, mederr_pixels, projection, data.ravel()[joint.pixels])
 
     model_pixels, model_maps = [], []
