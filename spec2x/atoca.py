@@ -407,12 +407,27 @@ class Factorized:
         return self._lu.solve(np.asarray(rhs, np.float64))
 
 
+def gram(a_mat) -> sparse.csc_matrix:
+    """A^T A (csc, sorted indices) with the bits of scipy's ``A.T @ A`` (each entry summed over the rows in
+    increasing order; ``kernels.atoca.gram_upper``), computing only the upper triangle."""
+    a = sparse.csr_matrix(a_mat)
+    if not a.has_sorted_indices:
+        a = a.sorted_indices()
+    c = a.tocsc()
+    c.sort_indices()
+    n = a.shape[1]
+    rows, cols, vals = katoca.gram_upper(n, c.indptr, c.indices, a.indptr, a.indices, a.data)
+    off = rows != cols
+    return sparse.csc_matrix((np.concatenate((vals, vals[off])),
+                              (np.concatenate((rows, cols[off])), np.concatenate((cols, rows[off])))), shape=(n, n))
+
+
 class Tikhonov:
     """min |A f - b|^2 + t^2 |D f|^2 for any factor t."""
 
     def __init__(self, a_mat, b_vec, d_mat, dtd=None):
         self.a, self.b, self.d = a_mat, b_vec, d_mat
-        self.ata = ata = a_mat.T.dot(a_mat)
+        self.ata = ata = gram(a_mat)
         self.dtd = dtd = sparse.csc_matrix(d_mat.T.dot(d_mat) if dtd is None else dtd)
         self.rhs = a_mat.T.dot(sparse.csr_matrix(b_vec).T).toarray().squeeze()
         self.valid = self.rhs != 0
