@@ -149,3 +149,57 @@ def decontaminated_box(data, error, contamination, static_mask, weights, lo, hi)
                     out[k, o, 1, x] = np.nan
                 out[k, o, 2, x] = npix
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def gram_upper(n, col_ptr, col_rows, row_ptr, row_cols, row_vals):
+    """Upper triangle (with diagonal) of A^T A as COO (rows, cols, values), A (m, n) given both as CSC
+    structure (``col_ptr``, ``col_rows``: the rows of each column, increasing) and CSR (sorted columns).
+
+    Entry (i, j) sums A[k, i] * A[k, j] over k in increasing order, from 0, and exact zeros are dropped:
+    the arithmetic of scipy's sparse product ``A.T @ A``, so the same bits, for half its work."""
+    sums = np.zeros(n)
+    touched = np.zeros(n, np.bool_)
+    cap = max(16, 4 * row_vals.size)
+    rows = np.empty(cap, np.int64)
+    cols = np.empty(cap, np.int64)
+    vals = np.empty(cap)
+    nnz = 0
+    seen = np.empty(n, np.int64)
+    for i in range(n):
+        nseen = 0
+        for p in range(col_ptr[i], col_ptr[i + 1]):
+            k = col_rows[p]
+            # A[k, i]: find it in row k (sorted columns)
+            lo, hi = row_ptr[k], row_ptr[k + 1]
+            q = lo + np.searchsorted(row_cols[lo:hi], i)
+            v = row_vals[q]
+            for r in range(q, hi):
+                j = row_cols[r]
+                if not touched[j]:
+                    touched[j] = True
+                    seen[nseen] = j
+                    nseen += 1
+                sums[j] += v * row_vals[r]
+        if nnz + nseen > cap:
+            cap = max(2 * cap, nnz + nseen)
+            rows = _grow(rows, cap)
+            cols = _grow(cols, cap)
+            vals = _grow(vals, cap)
+        for s in range(nseen):
+            j = seen[s]
+            if sums[j] != 0:
+                rows[nnz] = i
+                cols[nnz] = j
+                vals[nnz] = sums[j]
+                nnz += 1
+            sums[j] = 0.0
+            touched[j] = False
+    return rows[:nnz], cols[:nnz], vals[:nnz]
+
+
+@numba.njit(cache=True, nogil=True)
+def _grow(a, size):
+    out = np.empty(size, a.dtype)
+    out[: a.size] = a
+    return out

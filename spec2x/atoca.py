@@ -216,8 +216,12 @@ class ResolutionKernel:
         b = (wave_c - c[j]) / (c[j + 1] - c[j])
         slope = a * lines[j, 0] + b * lines[j + 1, 0]
         pix = (1 / slope) * wave + (-(a * lines[j, 1] + b * lines[j + 1, 1]) / slope)
-        ker = np.clip(self.spline(pix, wave_c, grid=False), self.min_value, None)
-        ker[np.abs(pix) > self.n_pix // 2] = 0
+        # the spline is evaluated only inside the kernel's pixel window (pointwise: the same values)
+        inside = np.abs(pix) <= self.n_pix // 2
+        ker = np.zeros(pix.shape)
+        if inside.any():
+            wave_c = np.broadcast_to(wave_c, pix.shape)
+            ker[inside] = np.clip(self.spline(pix[inside], wave_c[inside], grid=False), self.min_value, None)
         return ker
 
 
@@ -403,13 +407,28 @@ class Factorized:
         return self._lu.solve(np.asarray(rhs, np.float64))
 
 
+def gram(a_mat) -> sparse.csc_matrix:
+    """A^T A (csc, sorted indices) with the bits of scipy's ``A.T @ A`` (each entry summed over the rows in
+    increasing order; ``kernels.atoca.gram_upper``), computing only the upper triangle."""
+    a = sparse.csr_matrix(a_mat)
+    if not a.has_sorted_indices:
+        a = a.sorted_indices()
+    c = a.tocsc()
+    c.sort_indices()
+    n = a.shape[1]
+    rows, cols, vals = katoca.gram_upper(n, c.indptr, c.indices, a.indptr, a.indices, a.data)
+    off = rows != cols
+    return sparse.csc_matrix((np.concatenate((vals, vals[off])),
+                              (np.concatenate((rows, cols[off])), np.concatenate((cols, rows[off])))), shape=(n, n))
+
+
 class Tikhonov:
     """min |A f - b|^2 + t^2 |D f|^2 for any factor t."""
 
     def __init__(self, a_mat, b_vec, d_mat, dtd=None):
         self.a, self.b, self.d = a_mat, b_vec, d_mat
-        ata = a_mat.T.dot(a_mat)
-        dtd = sparse.csc_matrix(d_mat.T.dot(d_mat) if dtd is None else dtd)
+        self.ata = ata = gram(a_mat)
+        self.dtd = dtd = sparse.csc_matrix(d_mat.T.dot(d_mat) if dtd is None else dtd)
         self.rhs = a_mat.T.dot(sparse.csr_matrix(b_vec).T).toarray().squeeze()
         self.valid = self.rhs != 0
         self.idx = np.nonzero(self.valid)[0]

@@ -16,7 +16,8 @@ order is then box-extracted from the data minus the other order's model.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import sparse
@@ -66,6 +67,11 @@ class AtocaPlan:
     all_dnu: np.ndarray
     refmask: np.ndarray
     box_weights: tuple         # per order (ny, nx): jwst's trace masks are "outside the box"
+    token: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
+
+    def __dask_tokenize__(self):
+        """One key per plan: hashing its ~0.5 GB of matrices (dask pickles them) would cost seconds."""
+        return "AtocaPlan", self.token
 
 
 def order_inputs(ref, refs: dict, orders, pwcpos, subarray, shape):
@@ -134,18 +140,21 @@ def plan(mean, mederr, nints, all_dnu, all_bad, refmask, box_weights, inputs, tr
 
     joint = atoca.Engine([o1, o2], grid, trace_masks[:2], global_mask=scimask, threshold=threshold)
     a = joint.design(mederr)
+    joint.maps = None    # only design() reads them: released early (peak memory)
     dmat = atoca.derivative_matrix(grid)
+    tik = atoca.Tikhonov(a, joint.data_vector(data, mederr), dmat)   # A^T A, D^T D: computed once
     if tikfac is None:
-        tik = atoca.Tikhonov(a, joint.data_vector(data, mederr), dmat)
         tikfac = atoca.search_factor(tik, atoca.guess_factor(joint, estimate), JOINT_LOG_RANGE)
     log.info("ATOCA Tikhonov factor (orders 1+2): %.4e", tikfac)
-    normal_matrix = a.T @ a + tikfac ** 2 * (dmat.T @ dmat)
+    normal_matrix = tik.ata + tikfac ** 2 * tik.dtd
+    del tik
     projection = (a.T @ sparse.diags(1.0 / mederr.ravel()[joint.pixels].astype(np.float64))).tocsr()
     if dense_inverse:
         normal, inverse, design = None, np.linalg.inv(normal_matrix.toarray()), a
         mederr_pixels = mederr.ravel()[joint.pixels]
     else:
         normal, inverse, design, mederr_pixels = atoca.Factorized(normal_matrix), None, None, None
+    del a, normal_matrix
     spectrum = _joint_spectrum(normal, inverse, design, mederr_pixels, projection, data.ravel()[joint.pixels])
 
     model_pixels, model_maps = [], []
@@ -235,21 +244,28 @@ def blue_model(blue: Blue, data, error, scimask, trace_masks) -> np.ndarray:
 
 def contamination(p: AtocaPlan, data, error) -> np.ndarray:
     """(n, 2, npix): for each integration of the block and each order, the other order's model (NaN where
-    none).  ``data``/``error``: (n, npix) in-filled float64."""
+    none).  ``data``/``error``: (n, npix) in-filled float64.
+
+    The sparse products take the block's integrations as columns of one dense operand (each column gets the
+    bits of its own product, so any chunking gives the same bytes); the LU solve and the blue-end fit run
+    one integration at a time (a multi-column solve would change the bits)."""
     n, npix = data.shape
     out = np.full((n, 2, npix), np.nan)
-    shape = p.all_dnu.shape
-    for k in range(n):    # one integration at a time: the same bytes for any chunking
-        spectrum = _joint_spectrum(p.normal, p.inverse, p.design, p.mederr_pixels, p.projection, data[k, p.pixels])
-        model1 = np.full(npix, np.nan)
-        model1[p.model_pixels[0]] = p.model_maps[0] @ spectrum
-        model2 = np.full(npix, np.nan)
-        model2[p.model_pixels[1]] = p.model_maps[1] @ spectrum
-        if p.blue is not None:
+    values = np.ascontiguousarray(data[:, p.pixels].T)
+    if p.inverse is None:
+        rhs = p.projection @ values
+        spectra = np.stack([p.normal.solve(np.ascontiguousarray(rhs[:, k])) for k in range(n)], axis=1)
+    else:
+        spectra = np.stack([_joint_spectrum(None, p.inverse, p.design, p.mederr_pixels, None, values[:, k])
+                            for k in range(n)], axis=1)
+    out[:, 1, p.model_pixels[0]] = (p.model_maps[0] @ spectra).T
+    out[:, 0, p.model_pixels[1]] = (p.model_maps[1] @ spectra).T
+    if p.blue is not None:
+        shape = p.all_dnu.shape
+        for k in range(n):
             d, e = data[k].reshape(shape), error[k].reshape(shape)
             scimask, masks = integration_masks(d, e, p.all_dnu, p.refmask, p.box_weights)
             blue = blue_model(p.blue, d, e, scimask, masks)
-            model2 = np.where(np.isfinite(model2), model2, blue)
-        out[k, 0] = model2
-        out[k, 1] = model1
+            model2 = out[k, 0]
+            np.copyto(model2, blue, where=~np.isfinite(model2))
     return out

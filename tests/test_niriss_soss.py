@@ -240,6 +240,16 @@ def test_atoca_products_have_jwst_layout_and_keywords(soss_jwst_atoca, ours_atoc
             assert a["EXTRACT1D", order].columns.names == b["EXTRACT1D", order].columns.names
 
 
+# jwst 3.0.0's TIKFACTR on this case (NINTS=7, SEED=2; read from its cached ATOCA x1dints): the factor search
+# takes the first of 10000 samples where a spline slope crosses a threshold, so any change in the grid, the
+# design matrix, A^T A or the search's solves that moved it would show here, without the 6-min jwst run.
+JWST_TIKFACTR = 6.20056206027411e-15
+
+
+def test_atoca_tikhonov_factor_is_jwsts(ours_atoca):
+    assert fits.getheader(ours_atoca["x1dints"])["TIKFACTR"] == JWST_TIKFACTR
+
+
 def test_atoca_chunking_never_changes_spectra(ours_atoca):
     """Each integration calibrated as a chunk of its own (the exposure's recipe, as a chunk task runs it: the
     ATOCA set-up is the exposure's, not redone) gives the bits written from chunks of 3."""
@@ -376,6 +386,34 @@ def test_atoca_tikhonov_limits():
     tik = atoca.Tikhonov(sparse.identity(grid.size, format="csr"), b, atoca.derivative_matrix(grid))
     np.testing.assert_allclose(tik.solve(1e-8), b, rtol=1e-9)
     np.testing.assert_allclose(tik.solve(1e2), np.full_like(b, b.mean()), rtol=1e-5)
+
+
+def test_atoca_gram_has_the_bits_of_scipys_product():
+    """A^T A from the upper-triangle kernel equals scipy's A.T @ A bit for bit (an entry cancelling to 0 is
+    dropped alike), for sorted and unsorted column indices."""
+    from scipy import sparse
+
+    from spec2x import atoca
+
+    rng = np.random.default_rng(3)
+    a = sparse.random(400, 90, density=0.08, format="lil", random_state=rng)
+    a[:, [3, 7]] = 0.0
+    a[5, 3], a[5, 7], a[9, 3], a[9, 7] = 1.0, 1.0, 1.0, -1.0    # (3, 7): 1 - 1 = 0
+    a = a.tocsr()
+    a.data = rng.normal(size=a.nnz) * 10.0 ** rng.integers(-8, 8, a.nnz) * (np.abs(a.data) != 1) + \
+        a.data * (np.abs(a.data) == 1)
+    expected = (a.T @ a).tocsr().sorted_indices()
+    assert expected[3, 7] == 0 and expected[3, 3] == 2
+    reversed_rows = a.copy()
+    for k in range(a.shape[0]):
+        sl = slice(a.indptr[k], a.indptr[k + 1])
+        reversed_rows.indices[sl], reversed_rows.data[sl] = a.indices[sl][::-1], a.data[sl][::-1]
+    reversed_rows.has_sorted_indices = False
+    for matrix in (a, reversed_rows):
+        got = atoca.gram(matrix).tocsr().sorted_indices()
+        np.testing.assert_array_equal(got.indptr, expected.indptr)
+        np.testing.assert_array_equal(got.indices, expected.indices)
+        np.testing.assert_array_equal(got.data, expected.data)
 
 
 def test_atoca_oversampling_splits_each_interval():
