@@ -123,12 +123,22 @@ def _extract_block(sci, err, dq, vp, vr, vf, plan: Plan):
     cubes = [np.asarray(a, np.uint32 if a is dq else np.float32) for a in (sci, err, dq, vp, vr, vf)]
     if plan.horizontal:
         cubes = [np.swapaxes(a, 1, 2) for a in cubes]
-    raw = k1d.box_extract(*cubes, plan.rows, plan.prof, plan.ap_cols, plan.ap_n, plan.bg_cols,
-                          plan.bg_n, plan.ycoef, plan.bkg_mat, plan.mode, plan.half)
+    if plan.horizontal and _row_wise(plan):
+        raw = k1d.box_extract_rows(*cubes, plan.rows, plan.prof, plan.ap_cols, plan.ap_n, plan.bg_cols,
+                                   plan.bg_n, plan.ycoef, plan.bkg_mat, plan.mode)
+    else:
+        raw = k1d.box_extract(*cubes, plan.rows, plan.prof, plan.ap_cols, plan.ap_n, plan.bg_cols,
+                              plan.bg_n, plan.ycoef, plan.bkg_mat, plan.mode, plan.half)
     out = k1d.calibrate(raw, plan.wavelength, plan.to_jy and not plan.megajansky, plan.pixar, plan.use_apcorr,
                         plan.ap_size, plan.ap_wl, plan.ap_table)
     out = from_megajansky(out, plan.pixar) if plan.megajansky else out
     return out if plan.apcorr is None else apply_correction(out, plan.apcorr)
+
+
+def _row_wise(plan: Plan) -> bool:
+    """Whether ``kernels.extract1d.box_extract_rows`` covers the plan: no smoothing, no background or
+    an order-0 polynomial one (the other cases take ``box_extract``)."""
+    return plan.half == 0 and (plan.mode == k1d.MODE_NONE or (plan.mode == k1d.MODE_POLY and plan.ycoef.shape[1] == 1))
 
 
 _COL = {name: k for k, name in enumerate(k1d.COLUMNS)}
@@ -534,13 +544,13 @@ def phase_correction(table: dict, wavelength: np.ndarray, npixels: np.ndarray) -
     grid = np.ascontiguousarray(at_phase[:, order].T, np.float64)
     lo, hi = np.min(table["wavelength"]), np.max(table["wavelength"])
     corr = np.ones(wavelength.size)
-    for o, (wl, npx) in enumerate(zip(wavelength, npixels)):
-        if not lo <= wl <= hi:
-            continue
-        size_wl = np.asarray(sizes(wl), np.float64)
+    inside = np.flatnonzero((lo <= wavelength) & (wavelength <= hi))
+    # the sizes at every wavelength in one call: the same elementwise arithmetic as one call per wavelength
+    size_at = np.asarray(sizes(wavelength[inside]), np.float64).T
+    for o, size_wl in zip(inside, size_at):
         if not np.all(np.diff(size_wl) > 0):
             continue
-        c = RectBivariateSpline(grid_wl, size_wl, grid, kx=1, ky=1)(wl, npx).item()
+        c = RectBivariateSpline(grid_wl, size_wl, grid, kx=1, ky=1)(wavelength[o], npixels[o]).item()
         corr[o] = c if c != 0 else 1.0
     return corr
 
