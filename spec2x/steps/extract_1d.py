@@ -24,7 +24,6 @@ import xarray as xr
 from astropy.io import fits
 
 from kernels import extract1d as k1d
-from spec2x import soss_extract
 from spec2x.errors import NotImplementedForMode, RefError
 from spec2x.meta import exposure_keywords
 
@@ -85,6 +84,8 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
 def prepare(ds: xr.Dataset, refs: dict, **params):
     """(kernel plan, EXTRACT1D keywords, column units) for this exposure; a ``SossPlan`` for NIRISS SOSS."""
     if str(exposure_keywords(ds).get("EXP_TYPE", "")).upper() == "NIS_SOSS":
+        from spec2x import soss_extract  # imported for SOSS only: ATOCA's modules cost 0.3 s to import
+
         values = {**PARAMETERS, **params}
         return soss_extract.prepare(ds, refs, **{k: v for k, v in values.items() if k.startswith("soss_")})
     return _plan(ds, refs)
@@ -92,7 +93,9 @@ def prepare(ds: xr.Dataset, refs: dict, **params):
 
 def apply(ds: xr.Dataset, prepared) -> xr.Dataset:
     """Spectra of ``ds``: lazily (one task per chunk) for dask cubes, at once for numpy ones."""
-    if isinstance(prepared, soss_extract.SossPlan):
+    if not isinstance(prepared, tuple):  # a SossPlan
+        from spec2x import soss_extract
+
         return soss_extract.apply(ds, prepared)
     plan, ext_header, units = prepared
     if isinstance(ds["sci"].data, da.Array):
