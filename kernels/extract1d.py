@@ -276,11 +276,12 @@ def box_extract_rows(sci, err, dq, vp, vr, vf, rows, prof, ap_cols, ap_n, bg_col
     polynomial) one: the same sums of the same terms in the same order, reached one cross row at a
     time along the spectral axis.
 
-    ``box_extract`` walks each element's cross pixels, one image row apart: rows 8 KB apart share cache
-    sets and evict each other, and every pixel costs a cache miss.  Here the running sums of all
-    elements are arrays, and each cross row is read once, in memory order.  Cross rows are visited in
-    increasing order, the order of ``ap_cols``/``bg_cols``, so every element adds its terms as
-    ``box_extract`` does and the results are bit-identical.
+    ``box_extract`` walks each element's cross pixels, one image row (8 KB for NIRCam) apart in each of
+    six cubes; here the running sums of all elements are arrays and each cross row is read once, in
+    memory order (NIRCam SUBGRISM64, 16 integrations, one thread: 1.95 -> 0.85 ms per integration on
+    the loaded 2-core VM; copying tiles into (spectral, cross) order first gained nothing).  Cross rows
+    are visited in increasing order, the order of ``ap_cols``/``bg_cols``, so every element adds its
+    terms as ``box_extract`` does and the results are bit-identical.
     """
     nint, nspec, ncross = sci.shape
     nout = rows.size
