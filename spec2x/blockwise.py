@@ -23,6 +23,12 @@ def apply_kernel(kernel, ds: xr.Dataset, inputs: list, outputs: dict, constants:
     return ds.assign(dict(zip(outputs, results)))
 
 
+def variable_or_zeros(ds: xr.Dataset, name: str):
+    """``ds[name]``, or zeros shaped like SCI when the exposure has no such variable (made only then: a
+    zero cube per chunk costs as much to fill as a kernel pass over it)."""
+    return ds[name] if name in ds else xr.zeros_like(ds["sci"].variable)
+
+
 def _cube(array) -> xr.Variable:
     variable = getattr(array, "variable", array)
     return variable if variable.dims == CUBE_DIMS else variable.transpose(*CUBE_DIMS)

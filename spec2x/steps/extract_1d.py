@@ -24,7 +24,6 @@ import xarray as xr
 from astropy.io import fits
 
 from kernels import extract1d as k1d
-from spec2x import soss_extract
 from spec2x.errors import NotImplementedForMode, RefError
 from spec2x.meta import exposure_keywords
 
@@ -85,6 +84,8 @@ def run(ds: xr.Dataset, refs: dict) -> xr.Dataset:
 def prepare(ds: xr.Dataset, refs: dict, **params):
     """(kernel plan, EXTRACT1D keywords, column units) for this exposure; a ``SossPlan`` for NIRISS SOSS."""
     if str(exposure_keywords(ds).get("EXP_TYPE", "")).upper() == "NIS_SOSS":
+        from spec2x import soss_extract  # imported for SOSS only: ATOCA's modules cost 0.3 s to import
+
         values = {**PARAMETERS, **params}
         return soss_extract.prepare(ds, refs, **{k: v for k, v in values.items() if k.startswith("soss_")})
     return _plan(ds, refs)
@@ -92,7 +93,9 @@ def prepare(ds: xr.Dataset, refs: dict, **params):
 
 def apply(ds: xr.Dataset, prepared) -> xr.Dataset:
     """Spectra of ``ds``: lazily (one task per chunk) for dask cubes, at once for numpy ones."""
-    if isinstance(prepared, soss_extract.SossPlan):
+    if not isinstance(prepared, tuple):  # a SossPlan
+        from spec2x import soss_extract
+
         return soss_extract.apply(ds, prepared)
     plan, ext_header, units = prepared
     if isinstance(ds["sci"].data, da.Array):
@@ -101,8 +104,8 @@ def apply(ds: xr.Dataset, prepared) -> xr.Dataset:
         stacked = da.map_blocks(_extract_block, *cubes, dask.delayed(plan, pure=True), dtype=np.float64,
                                 chunks=(sci.chunks[0], (len(k1d.COLUMNS),), (plan.rows.size,)))
     else:
-        zeros = np.zeros(ds["sci"].shape, np.float32)
-        cubes = [ds[n].variable.transpose("integration", "y", "x").values if n in ds else zeros for n in CUBES]
+        cubes = [ds[n].variable.transpose("integration", "y", "x").values if n in ds
+                 else np.zeros(ds["sci"].shape, np.float32) for n in CUBES]
         stacked = _extract_block(*cubes, plan)
     dims = ("integration", "spectral")
     data_vars = {"wavelength": (("spectral",), plan.wavelength, {"units": "um"})}
@@ -123,12 +126,22 @@ def _extract_block(sci, err, dq, vp, vr, vf, plan: Plan):
     cubes = [np.asarray(a, np.uint32 if a is dq else np.float32) for a in (sci, err, dq, vp, vr, vf)]
     if plan.horizontal:
         cubes = [np.swapaxes(a, 1, 2) for a in cubes]
-    raw = k1d.box_extract(*cubes, plan.rows, plan.prof, plan.ap_cols, plan.ap_n, plan.bg_cols,
-                          plan.bg_n, plan.ycoef, plan.bkg_mat, plan.mode, plan.half)
+    if plan.horizontal and _row_wise(plan):
+        raw = k1d.box_extract_rows(*cubes, plan.rows, plan.prof, plan.ap_cols, plan.ap_n, plan.bg_cols,
+                                   plan.bg_n, plan.ycoef, plan.bkg_mat, plan.mode)
+    else:
+        raw = k1d.box_extract(*cubes, plan.rows, plan.prof, plan.ap_cols, plan.ap_n, plan.bg_cols,
+                              plan.bg_n, plan.ycoef, plan.bkg_mat, plan.mode, plan.half)
     out = k1d.calibrate(raw, plan.wavelength, plan.to_jy and not plan.megajansky, plan.pixar, plan.use_apcorr,
                         plan.ap_size, plan.ap_wl, plan.ap_table)
     out = from_megajansky(out, plan.pixar) if plan.megajansky else out
     return out if plan.apcorr is None else apply_correction(out, plan.apcorr)
+
+
+def _row_wise(plan: Plan) -> bool:
+    """Whether ``kernels.extract1d.box_extract_rows`` covers the plan: no smoothing, no background or
+    an order-0 polynomial one (the other cases take ``box_extract``)."""
+    return plan.half == 0 and (plan.mode == k1d.MODE_NONE or (plan.mode == k1d.MODE_POLY and plan.ycoef.shape[1] == 1))
 
 
 _COL = {name: k for k, name in enumerate(k1d.COLUMNS)}
@@ -534,13 +547,13 @@ def phase_correction(table: dict, wavelength: np.ndarray, npixels: np.ndarray) -
     grid = np.ascontiguousarray(at_phase[:, order].T, np.float64)
     lo, hi = np.min(table["wavelength"]), np.max(table["wavelength"])
     corr = np.ones(wavelength.size)
-    for o, (wl, npx) in enumerate(zip(wavelength, npixels)):
-        if not lo <= wl <= hi:
-            continue
-        size_wl = np.asarray(sizes(wl), np.float64)
+    inside = np.flatnonzero((lo <= wavelength) & (wavelength <= hi))
+    # the sizes at every wavelength in one call: the same elementwise arithmetic as one call per wavelength
+    size_at = np.asarray(sizes(wavelength[inside]), np.float64).T
+    for o, size_wl in zip(inside, size_at):
         if not np.all(np.diff(size_wl) > 0):
             continue
-        c = RectBivariateSpline(grid_wl, size_wl, grid, kx=1, ky=1)(wl, npx).item()
+        c = RectBivariateSpline(grid_wl, size_wl, grid, kx=1, ky=1)(wavelength[o], npixels[o]).item()
         corr[o] = c if c != 0 else 1.0
     return corr
 

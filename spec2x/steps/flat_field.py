@@ -17,7 +17,7 @@ import xarray as xr
 from astropy.io import fits
 
 from kernels import pixel
-from spec2x.blockwise import apply_kernel
+from spec2x.blockwise import apply_kernel, variable_or_zeros
 from spec2x.dq import PIXEL, remap_dq
 from spec2x.errors import NotImplementedForMode, RefError, Spec2xError
 from spec2x.meta import keyword, with_keywords
@@ -115,8 +115,7 @@ def apply_flat(ds: xr.Dataset, data, dq, err) -> xr.Dataset:
 def divide(ds: xr.Dataset, data, err, dq, per_slit: bool) -> xr.Dataset:
     """Lazy division of the cubes by a prepared (y, x) flat, in jwst's float32 operation order, with its
     NaN / DO_NOT_USE matching (one fused kernel pass per chunk); ``per_slit``: NIRSpec's VAR_FLAT."""
-    zero = xr.zeros_like(ds["sci"].variable)
-    inputs = ["sci", ds.get("var_poisson", zero), ds.get("var_rnoise", zero), "dq"]
+    inputs = ["sci", variable_or_zeros(ds, "var_poisson"), variable_or_zeros(ds, "var_rnoise"), "dq"]
     outputs = {"sci": np.float32, "err": np.float32, "dq": np.uint32, "var_poisson": np.float32,
                "var_rnoise": np.float32, "var_flat": np.float32}
     constants = (data, data * data, err, err ** 2, dq, per_slit)

@@ -24,7 +24,7 @@ from astropy.io import fits
 from stdatamodels.jwst import datamodels
 
 from kernels import pixel
-from spec2x.blockwise import apply_kernel
+from spec2x.blockwise import apply_kernel, variable_or_zeros
 from spec2x.dq import DO_NOT_USE
 from spec2x.errors import NotImplementedForMode, RefError
 from spec2x.meta import keyword, with_keywords
@@ -111,8 +111,7 @@ def scale(ds: xr.Dataset, conversion, no_cal=None) -> xr.Dataset:
     factor = np.broadcast_to(np.asarray(conversion), shape)
     flags = np.zeros(shape, np.uint32) if no_cal is None else np.where(no_cal, DO_NOT_USE, np.uint32(0))
     present = np.array([name in ds.data_vars for name in _VARIANCES])
-    zero = xr.zeros_like(ds["sci"].variable)
-    inputs = ["sci", "err", "dq", *(ds[name] if name in ds.data_vars else zero for name in _VARIANCES)]
+    inputs = ["sci", "err", "dq", *(variable_or_zeros(ds, name) for name in _VARIANCES)]
     outputs = {"sci": np.float32, "err": np.float32, "dq": np.uint32,
                **{name: np.float32 for name in _VARIANCES}}
     out = apply_kernel(pixel.scale_by_conversion, ds, inputs, outputs,
