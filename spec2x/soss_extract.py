@@ -22,13 +22,14 @@ an ``order`` dimension (one EXTRACT1D extension each); orders shorter than the l
 With ATOCA (jwst's default ``soss_atoca=True``) ``prepare`` also fits jwst's linear model of the
 overlapping orders on the mean integration (``spec2x.soss_atoca``: the sum of the integrations comes from
 the first read, the median error over time from the kept cube or, when it was not all kept, from a read
-of its own), and each chunk subtracts the other order's model before the box sums
+of its own spilled to a temporary file and reduced in bands of rows), and each chunk subtracts the other order's model before the box sums
 (``kernels.atoca``).  Its keywords (TIKFACTR, OVERSAMP, THRESHLD) are recorded as jwst records them.
 """
 
 from __future__ import annotations
 
 import itertools
+import tempfile
 from dataclasses import dataclass
 
 import dask
@@ -199,11 +200,7 @@ def atoca_statistics(ds: xr.Dataset, masks: "ExposureMasks", fill_pix, fill_data
     error takes a pass of its own when that pass could not keep the whole cube."""
     raw_total, mederr = sums
     ny, nx = raw_total.shape
-    if mederr is None:
-        err = _cubes(ds, ("err",))[0]
-        bands = err.rechunk((-1, max(1, ny // 16), -1))
-        mederr = da.map_blocks(soss_box.nanmedian_time, bands, drop_axis=0, dtype=np.float32).compute()
-    mederr = np.asarray(mederr, np.float32)
+    mederr = median_error_over_time(ds) if mederr is None else np.asarray(mederr, np.float32)
     mederr[masks.all_bad | masks.refmask] = np.inf
     total = raw_total.copy().reshape(-1)
     filled = np.zeros(fill_pix.size, np.float32)
@@ -212,6 +209,30 @@ def atoca_statistics(ds: xr.Dataset, masks: "ExposureMasks", fill_pix, fill_data
     total[fill_pix] = filled
     mean = (total.reshape(ny, nx) / np.intp(ds.sizes["integration"])).astype(np.float32)
     return mean, mederr
+
+
+def median_error_over_time(ds: xr.Dataset) -> np.ndarray:
+    """``np.nanmedian`` of ERR over the integrations, to the bit, in memory flat in nints: one read of the
+    cube spills ERR to a temporary file, from which bands of rows over all integrations (at most
+    ``MEDIAN_BAND_BYTES`` each) are read back and reduced (``kernels.soss_box.nanmedian_time``)."""
+    nints, ny, nx = ds.sizes["integration"], ds.sizes["y"], ds.sizes["x"]
+    row_bytes = nx * np.dtype(np.float32).itemsize
+    rows = int(min(ny, max(1, MEDIAN_BAND_BYTES // (nints * row_bytes))))
+    out = np.empty((ny, nx), np.float32)
+    with tempfile.TemporaryFile() as spill:
+        for block in chunk_pass(ds, ("err",), _float32):
+            spill.write(block)
+        for y0 in range(0, ny, rows):
+            band = np.empty((nints, min(rows, ny - y0), nx), np.float32)
+            for k in range(nints):
+                spill.seek((k * ny + y0) * row_bytes)
+                spill.readinto(band[k])
+            out[y0:y0 + band.shape[1]] = soss_box.nanmedian_time(band)
+    return out
+
+
+def _float32(block) -> np.ndarray:
+    return np.ascontiguousarray(block, np.float32)
 
 
 @dataclass(frozen=True)
@@ -224,6 +245,7 @@ class ExposureMasks:
     refmask: np.ndarray
 
 
+MEDIAN_BAND_BYTES = 64 * 2**20   # a band of rows over all integrations for the median error over time
 PASS_BATCH = 4   # integration chunks per dask call of a statistics pass (the scheduler's threads share them)
 KEEP_BYTES = 96 * 2**20   # SCI + ERR of the first chunks kept from the first pass (24 SUBSTRIP256 integrations:
 #                           ~+100 MB of peak memory): the second pass reads only the rest
