@@ -180,7 +180,7 @@ def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_b
     numbers = np.asarray(ds["integration_number"].values)
     plan = None
     if soss_atoca:
-        mean, mederr = atoca_statistics(ds, masks, fill_pix, fill_data, numbers, sums)
+        mean, mederr = atoca_statistics(masks, fill_pix, fill_data, sums)
         all_dnu, all_bad, refmask = masks.all_dnu, masks.all_bad, masks.refmask
         inputs, order_traces = decontamination.order_inputs(ref, refs, orders, pwcpos, subarray, shape)
         plan = decontamination.plan(mean, mederr, ds.sizes["integration"], all_dnu, all_bad, refmask, list(weights),
@@ -192,47 +192,38 @@ def prepare(ds: xr.Dataset, refs: dict, soss_atoca=True, soss_width=40.0, soss_b
                     numbers, primary, plan)
 
 
-def atoca_statistics(ds: xr.Dataset, masks: "ExposureMasks", fill_pix, fill_data, numbers, sums):
+def atoca_statistics(masks: "ExposureMasks", fill_pix, fill_data, sums):
     """(mean in-filled integration (float32, summed in integration order as numpy does), median error
     (float32, inf where bad in every integration or a reference pixel)).  ``sums`` = (float32 running sum
-    of the integrations, median error over time or None) from ``exposure_statistics``' first pass; the
-    in-filled pixels' sums are redone here from the in-fill table, in the same order, and the median
-    error takes a pass of its own when that pass could not keep the whole cube."""
+    of the integrations, median error over time) from ``exposure_statistics``' first pass; the
+    in-filled pixels' sums are redone here from the in-fill table (rows in integration order)."""
     raw_total, mederr = sums
     ny, nx = raw_total.shape
-    mederr = median_error_over_time(ds) if mederr is None else np.asarray(mederr, np.float32)
+    mederr = np.asarray(mederr, np.float32)
     mederr[masks.all_bad | masks.refmask] = np.inf
     total = raw_total.copy().reshape(-1)
     filled = np.zeros(fill_pix.size, np.float32)
-    for row in np.searchsorted(numbers, numbers):
-        filled += fill_data[row]
+    for row in fill_data:
+        filled += row
     total[fill_pix] = filled
-    mean = (total.reshape(ny, nx) / np.intp(ds.sizes["integration"])).astype(np.float32)
+    mean = (total.reshape(ny, nx) / np.intp(fill_data.shape[0])).astype(np.float32)
     return mean, mederr
 
 
-def median_error_over_time(ds: xr.Dataset) -> np.ndarray:
-    """``np.nanmedian`` of ERR over the integrations, to the bit, in memory flat in nints: one read of the
-    cube spills ERR to a temporary file, from which bands of rows over all integrations (at most
-    ``MEDIAN_BAND_BYTES`` each) are read back and reduced (``kernels.soss_box.nanmedian_time``)."""
-    nints, ny, nx = ds.sizes["integration"], ds.sizes["y"], ds.sizes["x"]
+def median_from_spill(spill, nints: int, ny: int, nx: int) -> np.ndarray:
+    """``np.nanmedian`` over the integrations of the float32 (nints, ny, nx) cube written to the file
+    ``spill``, to the bit, reading it back in bands of rows over all integrations (at most
+    ``MEDIAN_BAND_BYTES`` each: memory flat in nints; ``kernels.soss_box.nanmedian_time``)."""
     row_bytes = nx * np.dtype(np.float32).itemsize
     rows = int(min(ny, max(1, MEDIAN_BAND_BYTES // (nints * row_bytes))))
     out = np.empty((ny, nx), np.float32)
-    with tempfile.TemporaryFile() as spill:
-        for block in chunk_pass(ds, ("err",), _float32):
-            spill.write(block)
-        for y0 in range(0, ny, rows):
-            band = np.empty((nints, min(rows, ny - y0), nx), np.float32)
-            for k in range(nints):
-                spill.seek((k * ny + y0) * row_bytes)
-                spill.readinto(band[k])
-            out[y0:y0 + band.shape[1]] = soss_box.nanmedian_time(band)
+    for y0 in range(0, ny, rows):
+        band = np.empty((nints, min(rows, ny - y0), nx), np.float32)
+        for k in range(nints):
+            spill.seek((k * ny + y0) * row_bytes)
+            spill.readinto(band[k])
+        out[y0:y0 + band.shape[1]] = soss_box.nanmedian_time(band)
     return out
-
-
-def _float32(block) -> np.ndarray:
-    return np.ascontiguousarray(block, np.float32)
 
 
 @dataclass(frozen=True)
@@ -297,7 +288,8 @@ def _pixel_series(sci, err, flat_pixels):
 def exposure_statistics(ds: xr.Dataset, with_total: bool = False):
     """(ExposureMasks, in-fill pixel indices, in-fill values, in-fill errors, ATOCA's sums or None) over
     all integrations; ATOCA's sums (``with_total``): the float32 sum of the integrations in order, and
-    the median error over time when the whole cube was kept (else None).
+    the median error over time (from the kept cube, or from ERR spilled to a temporary file by this
+    same read when the cube is not all kept).
 
     Two reads of the cube: the first gives the masks (and the sums), the second the time series of the
     in-fill pixels, known only then.  The first keeps its leading chunks in memory (``KEEP_BYTES``), so
@@ -311,17 +303,22 @@ def exposure_statistics(ds: xr.Dataset, with_total: bool = False):
     kept = _kept_integrations(ds)
     head, tail = ds.isel(integration=slice(0, kept)), ds.isel(integration=slice(kept, None))
     any_bad, all_bad, all_dnu = np.zeros((ny, nx), bool), np.ones((ny, nx), bool), np.ones((ny, nx), bool)
-    first_dq, total, frames = None, np.zeros((ny, nx), np.float32) if with_total else None, []
+    first_dq, total, frames, n_kept = None, np.zeros((ny, nx), np.float32) if with_total else None, [], 0
+    spill = tempfile.TemporaryFile() if with_total and kept < nints else None   # ERR, for the median
     names = ("sci", "err", "dq")
     first_pass = itertools.chain(chunk_pass(head, names, _mask_block, True, True) if kept else (),
-                                 chunk_pass(tail, names, _mask_block, with_total, False) if kept < nints else ())
+                                 chunk_pass(tail, names, _mask_block, with_total, spill is not None)
+                                 if kept < nints else ())
     for some, every, dnu, dq0, sci, err in first_pass:
         any_bad |= some
         all_bad &= every
         all_dnu &= dnu
         first_dq = dq0 if first_dq is None else first_dq
-        if err is not None:
+        if n_kept < kept:   # the head's chunks come first
             frames.append((sci, err))
+            n_kept += len(sci)
+        if spill is not None:
+            spill.write(np.ascontiguousarray(err, np.float32))
         for frame in sci if with_total else ():
             total += frame
     refmask = (first_dq & np.uint32(PIXEL["REFERENCE_PIXEL"])) != 0
@@ -329,7 +326,10 @@ def exposure_statistics(ds: xr.Dataset, with_total: bool = False):
     flat = (ys * nx + xs).astype(np.int64)
     data, error = np.zeros((nints, 0), np.float32), np.zeros((nints, 0), np.float32)
     mederr = None
-    if with_total and kept == nints:
+    if spill is not None:
+        with spill:
+            mederr = median_from_spill(spill, nints, ny, nx)
+    elif with_total:
         mederr = soss_box.nanmedian_time(np.concatenate([err for _, err in frames]))
     if flat.size:
         parts = [_pixel_series(sci, err, flat) for sci, err in frames]
