@@ -104,8 +104,8 @@ def apply(ds: xr.Dataset, prepared) -> xr.Dataset:
         stacked = da.map_blocks(_extract_block, *cubes, dask.delayed(plan, pure=True), dtype=np.float64,
                                 chunks=(sci.chunks[0], (len(k1d.COLUMNS),), (plan.rows.size,)))
     else:
-        cubes = [ds[n].variable.transpose("integration", "y", "x").values if n in ds
-                 else np.zeros(ds["sci"].shape, np.float32) for n in CUBES]
+        zeros = np.zeros(ds["sci"].shape, np.float32) if any(n not in ds for n in CUBES) else None
+        cubes = [ds[n].variable.transpose("integration", "y", "x").values if n in ds else zeros for n in CUBES]
         stacked = _extract_block(*cubes, plan)
     dims = ("integration", "spectral")
     data_vars = {"wavelength": (("spectral",), plan.wavelength, {"units": "um"})}
